@@ -1,0 +1,30 @@
+//! Applies `migrations/` to `DATABASE_URL`. Runs as a command (`cargo run --bin migrate`,
+//! or the built binary in a deploy step) or, inside Lambda, once per invocation.
+use df_shared::{adapters::migrations, lambda};
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    if std::env::var("AWS_LAMBDA_RUNTIME_API").is_ok() {
+        return lambda_runtime::run(lambda_runtime::service_fn(
+            |_: lambda_runtime::LambdaEvent<serde_json::Value>| async {
+                let settings = lambda::Settings::load().await?;
+                let applied = migrations::run_url(settings.require("DATABASE_URL")?).await?;
+                Ok::<_, Error>(serde_json::json!({ "applied": applied }))
+            },
+        ))
+        .await;
+    }
+    let settings = lambda::Settings::load().await?;
+    let applied = migrations::run_url(settings.require("DATABASE_URL")?).await?;
+    println!(
+        "migrations applied: {}",
+        if applied.is_empty() {
+            "none (up to date)".to_string()
+        } else {
+            applied.join(", ")
+        }
+    );
+    Ok(())
+}

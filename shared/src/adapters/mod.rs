@@ -1,0 +1,6 @@
+//! Adapters: everything that talks to Postgres, SQS or Secrets Manager.
+pub mod db;
+pub mod events_repo;
+pub mod migrations;
+pub mod queue;
+pub mod secrets;

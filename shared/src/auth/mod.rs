@@ -1,0 +1,6 @@
+//! Authentication of incoming webhooks.
+pub mod ghl_signature;
+pub mod secret;
+
+pub use ghl_signature::{GhlKeys, Scheme, SignatureError};
+pub use secret::{basic_auth_matches, bearer_matches, secret_eq};

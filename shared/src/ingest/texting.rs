@@ -1,0 +1,65 @@
+//! `POST /api/webhooks/texting`: `X-Texting-Secret`, then the generic normaliser.
+use std::convert::Infallible;
+
+use lambda_http::{http::StatusCode, Body, Request, Response};
+
+use super::{invalid_payload, parse_json, raw_body, unauthorized, Ingest};
+use crate::adapters::events_repo::insert_texting_event;
+use crate::adapters::queue::EventKind;
+use crate::auth::secret_eq;
+use crate::domain::texting::classify;
+use crate::domain::Source;
+use crate::lambda::http::header;
+use crate::lambda::{ConfigError, Settings};
+
+pub struct TextingConfig {
+    secret: String,
+}
+
+impl TextingConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(TextingConfig {
+            secret: s.require("TEXTING_WEBHOOK_SECRET")?.to_string(),
+        })
+    }
+}
+
+pub async fn handle(ingest: &Ingest, cfg: &TextingConfig, req: Request) -> Response<Body> {
+    let body = match raw_body(&req) {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let authorised = header(&req, "x-texting-secret")
+        .is_some_and(|s| secret_eq(s.as_bytes(), cfg.secret.as_bytes()));
+    if !authorised {
+        return unauthorized("missing or wrong X-Texting-Secret");
+    }
+    let (payload, text) = match parse_json(body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return resp,
+    };
+    let webhook = match classify(&payload, body, &ingest.default_country) {
+        Ok(webhook) => webhook,
+        Err(err) => return invalid_payload(err),
+    };
+    let c = &webhook.classified;
+    let stored =
+        insert_texting_event(&ingest.pool, c, &webhook.message, text, &webhook.dedupe_key).await;
+    ingest
+        .acknowledge(
+            stored,
+            Source::Texting,
+            EventKind::Texting,
+            c,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await
+}
+
+pub async fn serve(
+    ingest: &Ingest,
+    cfg: &TextingConfig,
+    req: Request,
+) -> Result<Response<Body>, Infallible> {
+    Ok(handle(ingest, cfg, req).await)
+}

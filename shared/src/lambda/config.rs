@@ -1,0 +1,158 @@
+//! Settings (SPEC §10): the Secrets Manager JSON secret named by `CONFIG_SECRET_ID`,
+//! read once per cold start, overlaid by environment variables (which win).
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+
+use crate::adapters::{db, queue::EventQueue, secrets};
+use crate::ingest::Ingest;
+
+pub const WEBHOOK_EVENTS_QUEUE_URL: &str = "WEBHOOK_EVENTS_QUEUE_URL";
+pub const TEXTING_EVENTS_QUEUE_URL: &str = "TEXTING_EVENTS_QUEUE_URL";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required setting {0}")]
+    Missing(&'static str),
+    #[error("invalid setting {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: HashMap<String, String>,
+    aws: Option<SdkConfig>,
+}
+
+impl Settings {
+    /// Secret (when `CONFIG_SECRET_ID` is set) overlaid by the process environment.
+    pub async fn load() -> Result<Self, ConfigError> {
+        let aws = crate::adapters::queue::aws_config().await;
+        let mut values = HashMap::new();
+        if let Some(id) = std::env::var("CONFIG_SECRET_ID")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            values = secrets::load_json_secret(&aws, &id).await?;
+        }
+        values.extend(std::env::vars());
+        Ok(Settings {
+            values,
+            aws: Some(aws),
+        })
+    }
+
+    /// Settings from explicit pairs (tests, tools). No AWS configuration is loaded.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Settings {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            aws: None,
+        }
+    }
+
+    pub fn with_aws(mut self, aws: SdkConfig) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// A non-empty value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn get_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        self.get(name).unwrap_or(default)
+    }
+
+    pub fn parse_or<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn default_country(&self) -> String {
+        self.get_or("DEFAULT_COUNTRY", "US").to_ascii_uppercase()
+    }
+
+    /// The pool (lazy: no connection is opened here).
+    pub fn pool(&self) -> Result<deadpool_postgres::Pool, ConfigError> {
+        let url = self.require("DATABASE_URL")?;
+        let size = self.parse_or("DB_POOL_SIZE", 4usize)?;
+        db::pool(url, size).map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The queue whose URL is in setting `url_setting`.
+    pub async fn queue(&self, url_setting: &'static str) -> Result<EventQueue, ConfigError> {
+        let url = self.require(url_setting)?;
+        let aws = match &self.aws {
+            Some(aws) => aws.clone(),
+            None => crate::adapters::queue::aws_config().await,
+        };
+        Ok(EventQueue::new(&aws, url))
+    }
+
+    /// Everything an ingest function needs, built once per cold start.
+    pub async fn ingest(&self, url_setting: &'static str) -> Result<Ingest, ConfigError> {
+        Ok(Ingest {
+            pool: self.pool()?,
+            queue: self.queue(url_setting).await?,
+            default_country: self.default_country(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_settings_are_named() {
+        let s = Settings::from_pairs([("A", " "), ("B", "x")]);
+        assert_eq!(s.get("A"), None);
+        assert_eq!(s.require("B").unwrap(), "x");
+        let err = s.require("DATABASE_URL").unwrap_err();
+        assert_eq!(err.to_string(), "missing required setting DATABASE_URL");
+        assert!(s.pool().is_err());
+    }
+
+    #[test]
+    fn numbers_parse_or_fail_clearly() {
+        let s = Settings::from_pairs([("DB_POOL_SIZE", "x")]);
+        let err = s.parse_or("DB_POOL_SIZE", 4usize).unwrap_err();
+        assert!(err.to_string().starts_with("invalid setting DB_POOL_SIZE"));
+        assert_eq!(
+            Settings::default()
+                .parse_or("DB_POOL_SIZE", 4usize)
+                .unwrap(),
+            4
+        );
+    }
+}

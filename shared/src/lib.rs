@@ -1,0 +1,14 @@
+//! df-middleware library: everything the Lambda binaries in `functions/` run.
+//!
+//! - [`domain`]: pure rules (classification, dedupe keys, phones, event filters).
+//! - [`auth`]: webhook authentication (constant-time secrets, GHL signatures).
+//! - [`adapters`]: Postgres, SQS, Secrets Manager, migrations.
+//! - [`ingest`]: the webhook ingest contract joining them.
+//! - [`ops`]: operational endpoints (health).
+//! - [`lambda`]: configuration, tracing and HTTP glue.
+pub mod adapters;
+pub mod auth;
+pub mod domain;
+pub mod ingest;
+pub mod lambda;
+pub mod ops;

@@ -1,0 +1,2 @@
+//! Operational endpoints.
+pub mod health;
