@@ -1,5 +1,6 @@
 //! Applies `migrations/` to `DATABASE_URL`. Runs as a command (`cargo run --bin migrate`,
 //! or the built binary in a deploy step) or, inside Lambda, once per invocation.
+//! `--create-database` first creates the database named in the URL when missing.
 use df_shared::{adapters::migrations, lambda};
 use lambda_http::Error;
 
@@ -17,7 +18,13 @@ async fn main() -> Result<(), Error> {
         .await;
     }
     let settings = lambda::Settings::load().await?;
-    let applied = migrations::run_url(settings.require("DATABASE_URL")?).await?;
+    let url = settings.require("DATABASE_URL")?;
+    if std::env::args().any(|a| a == "--create-database")
+        && migrations::ensure_database(url).await?
+    {
+        println!("database created");
+    }
+    let applied = migrations::run_url(url).await?;
     println!(
         "migrations applied: {}",
         if applied.is_empty() {

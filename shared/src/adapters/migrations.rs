@@ -76,3 +76,35 @@ pub async fn run_url(database_url: &str) -> Result<Vec<String>, MigrateError> {
     let _ = driver.await;
     result
 }
+
+/// Create the URL's database when it does not exist yet, through the server's
+/// `postgres` maintenance database. Returns whether it was created.
+pub async fn ensure_database(database_url: &str) -> Result<bool, MigrateError> {
+    let target: tokio_postgres::Config = database_url.parse()?;
+    let Some(name) = target.get_dbname().map(str::to_string) else {
+        return Ok(false);
+    };
+    let mut admin = target.clone();
+    admin.dbname("postgres");
+    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let quoted = name.replace('"', "\"\"");
+        if let Err(err) = client
+            .batch_execute(&format!("CREATE DATABASE \"{quoted}\""))
+            .await
+        {
+            // A concurrent creator won the race: that is fine.
+            if err.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(err.into());
+            }
+        }
+    }
+    drop(client);
+    let _ = driver.await;
+    Ok(!exists)
+}

@@ -133,8 +133,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::pkcs8::EncodePublicKey as _;
     use ed25519_dalek::Signer as _;
-    use rsa::pkcs8::EncodePublicKey as _;
-    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    use rsa::signature::SignatureEncoding as _;
 
     struct TestKeys {
         keys: GhlKeys,

@@ -46,6 +46,9 @@ pub fn classify(
     }
     let (event, body) = envelope(obj)?;
     let entity_type = entity_type(&event, &body);
+    if event == UNNAMED_EVENT && entity_type == EntityType::Unknown {
+        return Err(AlowareError::MissingEvent);
+    }
     let entity_id = entity_id(entity_type, &body);
     let dedupe_key = dedupe_key(entity_type, &event, entity_id.as_deref(), &body, raw);
     let classified = Classified {
@@ -61,17 +64,27 @@ pub fn classify(
     })
 }
 
+/// Event name recorded when a native envelope carries a body but no `event`
+/// (seen in documented excerpts); the body alone then classifies it.
+pub const UNNAMED_EVENT: &str = "unnamed";
+
 /// The native `{event, body}` envelope, or a Zapier-style flat Title-Case body.
 fn envelope(obj: &Map<String, Value>) -> Result<(String, Value), AlowareError> {
-    if let Some(event) = obj.get("event") {
-        let event = text(Some(event))
-            .ok_or(AlowareError::MissingEvent)?
-            .to_string();
-        let body = obj
-            .get("body")
-            .filter(|b| b.is_object())
+    if let Some(body) = obj.get("body") {
+        let body = body
+            .is_object()
+            .then(|| body.clone())
             .ok_or(AlowareError::MissingBody)?;
-        return Ok((event, body.clone()));
+        let event = match obj.get("event") {
+            None | Some(Value::Null) => UNNAMED_EVENT.to_string(),
+            Some(event) => text(Some(event))
+                .ok_or(AlowareError::MissingEvent)?
+                .to_string(),
+        };
+        return Ok((event, body));
+    }
+    if obj.contains_key("event") {
+        return Err(AlowareError::MissingBody);
     }
     if let Some(event) = text(obj.get("Event")) {
         return Ok((
@@ -106,7 +119,9 @@ fn snake_case_keys(value: &Value) -> Value {
 fn entity_type(event: &str, body: &Value) -> EntityType {
     let name = event.to_ascii_lowercase();
     // The summary body has no `id`; its call id is at `communication.id`.
-    if body.get("communication").is_some_and(Value::is_object) || name.contains("transcription") {
+    let has_object = |key: &str| body.get(key).is_some_and(Value::is_object);
+    if has_object("communication") || has_object("transcription") || name.contains("transcription")
+    {
         return EntityType::Transcription;
     }
     // Recording-Saved restates the call's disposition state; it must not dedupe against it.
@@ -167,15 +182,17 @@ fn entity_id(entity_type: EntityType, body: &Value) -> Option<String> {
     }
 }
 
-/// Disposition state of a communication: what `Call-Disposed` repeats.
+/// Disposition state of a communication: what `Call-Disposed` repeats. Both status
+/// forms count: Zapier's pair shows the text changing while the number stays.
 fn disposition_state(body: &Value) -> String {
-    let status = id_str(body.get("disposition_status2"))
-        .or_else(|| text(body.get("disposition_status")).map(str::to_ascii_lowercase))
+    let number = id_str(body.get("disposition_status2")).unwrap_or_else(|| "-".into());
+    let status = text(body.get("disposition_status"))
+        .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| "-".into());
     let disposition = id_str(body.get("call_disposition_id"))
         .or_else(|| text(body.get("call_disposition")).map(str::to_string))
         .unwrap_or_else(|| "-".into());
-    format!("{status}:{disposition}")
+    format!("{number}:{status}:{disposition}")
 }
 
 fn dedupe_key(
@@ -266,6 +283,15 @@ mod tests {
             classify(&json!({"event": "X"}), b"", "US"),
             Err(AlowareError::MissingBody)
         );
+    }
+
+    #[test]
+    fn a_body_without_event_name_is_classified_by_shape() {
+        let (c, _) =
+            event(json!({"body": {"summary": "s", "transcription": {"communication_id": 373640}}}));
+        assert_eq!(c.event_type, UNNAMED_EVENT);
+        assert_eq!(c.entity_type, EntityType::Transcription);
+        assert_eq!(c.entity_id.as_deref(), Some("373640"));
     }
 
     #[test]

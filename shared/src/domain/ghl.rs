@@ -16,6 +16,10 @@ pub const MAX_TIMESTAMP_SKEW_SECONDS: i64 = 300;
 pub enum GhlError {
     #[error("body must be a JSON object")]
     NotAnObject,
+    #[error("`type` must be a string")]
+    TypeNotString,
+    #[error("workflow webhook needs `contact_id`")]
+    WorkflowWithoutContact,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +66,12 @@ pub fn classify(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlError> {
     if !payload.is_object() {
         return Err(GhlError::NotAnObject);
     }
+    if payload
+        .get("type")
+        .is_some_and(|t| !t.is_string() && !t.is_null())
+    {
+        return Err(GhlError::TypeNotString);
+    }
     let declared = text(payload.get("type"));
     let entity_type = declared
         .and_then(entity_for_type)
@@ -91,27 +101,23 @@ pub fn classify_workflow(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlE
     if !payload.is_object() {
         return Err(GhlError::NotAnObject);
     }
-    let contact_id = first_id(payload, &["contact_id", "contactId", "id"]);
+    let contact_id = first_id(payload, &["contact_id", "contactId", "id"])
+        .ok_or(GhlError::WorkflowWithoutContact)?;
     let event_type = payload
         .get("customData")
         .and_then(|c| first_text(c, &["event", "type"]))
         .unwrap_or("WorkflowWebhook")
         .to_string();
-    let entity_type = if contact_id.is_some() {
-        EntityType::Contact
-    } else {
-        EntityType::Unknown
-    };
-    let dedupe_key = dedupe::ghl(None, &event_type, contact_id.as_deref(), raw);
+    let dedupe_key = dedupe::ghl(None, &event_type, Some(&contact_id), raw);
     let classified = Classified {
-        person_key: contact_id.as_ref().map(|id| format!("ghl:{id}")),
+        person_key: Some(format!("ghl:{contact_id}")),
         location_id: payload
             .get("location")
             .and_then(|l| id_str(l.get("id")))
             .or_else(|| location_id(payload)),
         event_type,
-        entity_type,
-        entity_id: contact_id,
+        entity_type: EntityType::Contact,
+        entity_id: Some(contact_id),
     };
     Ok(GhlWebhook {
         classified,
@@ -259,6 +265,19 @@ mod tests {
         assert_eq!(w.classified.entity_id.as_deref(), Some("c7"));
         assert_eq!(w.classified.location_id.as_deref(), Some("L"));
         assert_eq!(w.classified.event_type, "WorkflowWebhook");
+    }
+
+    #[test]
+    fn wrongly_typed_bodies_are_errors() {
+        assert_eq!(
+            classify(&json!({"type": 5}), b""),
+            Err(GhlError::TypeNotString)
+        );
+        assert_eq!(classify(&json!([]), b""), Err(GhlError::NotAnObject));
+        assert_eq!(
+            classify_workflow(&json!({"tags": "a"}), b""),
+            Err(GhlError::WorkflowWithoutContact)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::json;
 
-use super::{invalid_payload, parse_json, raw_body, unauthorized, Ingest};
+use super::{parse_json, raw_body, Ingest, Rejection};
 use crate::adapters::events_repo::insert_webhook_event;
 use crate::adapters::queue::EventKind;
 use crate::auth::{basic_auth_matches, bearer_matches};
@@ -42,33 +42,40 @@ impl AlowareConfig {
 }
 
 pub async fn handle(ingest: &Ingest, cfg: &AlowareConfig, req: Request) -> Response<Body> {
-    let body = match raw_body(&req) {
-        Ok(body) => body,
-        Err(resp) => return resp,
-    };
-    if !cfg.authorised(header(&req, "authorization")) {
-        return unauthorized("missing or wrong credentials");
+    accept(ingest, cfg, &req)
+        .await
+        .unwrap_or_else(Rejection::into_response)
+}
+
+async fn accept(
+    ingest: &Ingest,
+    cfg: &AlowareConfig,
+    req: &Request,
+) -> Result<Response<Body>, Rejection> {
+    let body = raw_body(req)?;
+    if !cfg.authorised(header(req, "authorization")) {
+        return Err(Rejection::unauthorized("missing or wrong credentials"));
     }
-    let (payload, text) = match parse_json(body) {
-        Ok(parsed) => parsed,
-        Err(resp) => return resp,
-    };
+    let (payload, text) = parse_json(body)?;
     let (classified, dedupe_key) = match classify(&payload, body, &ingest.default_country) {
         Ok(AlowareWebhook::TestPing) => {
-            return json_response(StatusCode::OK, &json!({"ok": true, "test": true}))
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"ok": true, "test": true}),
+            ))
         }
         Ok(AlowareWebhook::Event {
             classified,
             dedupe_key,
         }) => (classified, dedupe_key),
-        Err(err) => return invalid_payload(err),
+        Err(err) => return Err(Rejection::invalid_payload(err)),
     };
     if !cfg.filter.allows(&classified.event_type) {
         tracing::info!(event_type = %classified.event_type, "aloware event not in ALOWARE_WEBHOOK_ALLOWED_EVENTS");
-        return json_response(
+        return Ok(json_response(
             StatusCode::OK,
             &json!({"ignored": true, "reason": "event not allowed"}),
-        );
+        ));
     }
     let stored = insert_webhook_event(
         &ingest.pool,
@@ -78,7 +85,7 @@ pub async fn handle(ingest: &Ingest, cfg: &AlowareConfig, req: Request) -> Respo
         &dedupe_key,
     )
     .await;
-    ingest
+    Ok(ingest
         .acknowledge(
             stored,
             Source::Aloware,
@@ -86,7 +93,7 @@ pub async fn handle(ingest: &Ingest, cfg: &AlowareConfig, req: Request) -> Respo
             &classified,
             StatusCode::SERVICE_UNAVAILABLE,
         )
-        .await
+        .await)
 }
 
 /// `service_fn` adapter.

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use chrono::Utc;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
-use super::{invalid_payload, parse_json, raw_body, unauthorized, Ingest};
+use super::{parse_json, raw_body, Ingest, Rejection};
 use crate::adapters::events_repo::insert_webhook_event;
 use crate::adapters::queue::EventKind;
 use crate::auth::{secret_eq, GhlKeys};
@@ -50,11 +50,7 @@ enum Authenticated {
     Workflow,
 }
 
-fn authenticate(
-    cfg: &GhlConfig,
-    req: &Request,
-    body: &[u8],
-) -> Result<Authenticated, Response<Body>> {
+fn authenticate(cfg: &GhlConfig, req: &Request, body: &[u8]) -> Result<Authenticated, Rejection> {
     let signed = cfg.keys.verify(
         header(req, "x-ghl-signature"),
         header(req, "x-wh-signature"),
@@ -62,7 +58,7 @@ fn authenticate(
     );
     match signed {
         Ok(Some(_)) => Ok(Authenticated::Signed),
-        Err(err) => Err(unauthorized(&err.to_string())),
+        Err(err) => Err(Rejection::unauthorized(err)),
         Ok(None) => {
             let given = header(req, "x-df-workflow-secret");
             match (&cfg.workflow_secret, given) {
@@ -71,46 +67,52 @@ fn authenticate(
                 {
                     Ok(Authenticated::Workflow)
                 }
-                _ => Err(unauthorized("missing signature or workflow secret")),
+                _ => Err(Rejection::unauthorized(
+                    "missing signature or workflow secret",
+                )),
             }
         }
     }
 }
 
+/// Replay protection for signed deliveries: a `timestamp`, when present, must be
+/// readable and inside the five-minute window.
+fn check_timestamp(payload: &serde_json::Value) -> Result<(), Rejection> {
+    match timestamp(payload) {
+        Some(Some(ts)) if !is_fresh(ts, Utc::now()) => Err(Rejection::unauthorized(
+            "stale timestamp (replay window is 5 minutes)",
+        )),
+        Some(None) => Err(Rejection::unauthorized("unreadable timestamp")),
+        _ => Ok(()),
+    }
+}
+
 pub async fn handle(ingest: &Ingest, cfg: &GhlConfig, req: Request) -> Response<Body> {
-    let body = match raw_body(&req) {
-        Ok(body) => body,
-        Err(resp) => return resp,
-    };
-    let auth = match authenticate(cfg, &req, body) {
-        Ok(auth) => auth,
-        Err(resp) => return resp,
-    };
-    let (payload, text) = match parse_json(body) {
-        Ok(parsed) => parsed,
-        Err(resp) => return resp,
-    };
-    let classified = match auth {
+    accept(ingest, cfg, &req)
+        .await
+        .unwrap_or_else(Rejection::into_response)
+}
+
+async fn accept(
+    ingest: &Ingest,
+    cfg: &GhlConfig,
+    req: &Request,
+) -> Result<Response<Body>, Rejection> {
+    let body = raw_body(req)?;
+    let auth = authenticate(cfg, req, body)?;
+    let (payload, text) = parse_json(body)?;
+    let webhook = match auth {
         Authenticated::Signed => {
-            match timestamp(&payload) {
-                Some(Some(ts)) if !is_fresh(ts, Utc::now()) => {
-                    return unauthorized("stale timestamp (replay window is 5 minutes)")
-                }
-                Some(None) => return unauthorized("unreadable timestamp"),
-                _ => {}
-            }
+            check_timestamp(&payload)?;
             classify(&payload, body)
         }
         Authenticated::Workflow => classify_workflow(&payload, body),
-    };
-    let webhook = match classified {
-        Ok(webhook) => webhook,
-        Err(err) => return invalid_payload(err),
-    };
+    }
+    .map_err(Rejection::invalid_payload)?;
     let c = &webhook.classified;
     let stored =
         insert_webhook_event(&ingest.pool, Source::Ghl, c, text, &webhook.dedupe_key).await;
-    ingest
+    Ok(ingest
         .acknowledge(
             stored,
             Source::Ghl,
@@ -118,7 +120,7 @@ pub async fn handle(ingest: &Ingest, cfg: &GhlConfig, req: Request) -> Response<
             c,
             StatusCode::TOO_MANY_REQUESTS,
         )
-        .await
+        .await)
 }
 
 pub async fn serve(

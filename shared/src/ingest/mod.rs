@@ -25,10 +25,40 @@ pub struct Ingest {
     pub default_country: String,
 }
 
+/// A request refused before anything was stored: status, error code and message.
+#[derive(Debug)]
+pub struct Rejection {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
+        Rejection {
+            status,
+            code,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn unauthorized(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub(crate) fn invalid_payload(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_payload", message)
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        error_response(self.status, self.code, self.message)
+    }
+}
+
 /// Method and size checks; yields the raw body (signatures are over these bytes).
-pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Response<Body>> {
+pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Rejection> {
     if req.method() != Method::POST {
-        return Err(error_response(
+        return Err(Rejection::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "use POST",
@@ -36,7 +66,7 @@ pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Response<Body>> {
     }
     let body = body_bytes(req);
     if body.len() > MAX_BODY_BYTES {
-        return Err(error_response(
+        return Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "body exceeds 1 MiB",
@@ -47,22 +77,14 @@ pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Response<Body>> {
 
 /// Parse the body as JSON. Postgres `jsonb` cannot hold U+0000, so such bodies are
 /// refused here with 400 rather than failing at insert time.
-pub(crate) fn parse_json(body: &[u8]) -> Result<(Value, &str), Response<Body>> {
-    let bad = |msg: String| error_response(StatusCode::BAD_REQUEST, "invalid_json", msg);
+pub(crate) fn parse_json(body: &[u8]) -> Result<(Value, &str), Rejection> {
+    let bad = |msg: String| Rejection::new(StatusCode::BAD_REQUEST, "invalid_json", msg);
     let text = std::str::from_utf8(body).map_err(|_| bad("body is not UTF-8".into()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     if text.contains("\\u0000") {
         return Err(bad("NUL characters (\\u0000) are not accepted".into()));
     }
     Ok((value, text))
-}
-
-pub(crate) fn invalid_payload(err: impl std::fmt::Display) -> Response<Body> {
-    error_response(StatusCode::BAD_REQUEST, "invalid_payload", err)
-}
-
-pub(crate) fn unauthorized(message: &str) -> Response<Body> {
-    error_response(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
 /// SQS message group: events about one person apply in order. The person key may be a

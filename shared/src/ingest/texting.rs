@@ -3,7 +3,7 @@ use std::convert::Infallible;
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
-use super::{invalid_payload, parse_json, raw_body, unauthorized, Ingest};
+use super::{parse_json, raw_body, Ingest, Rejection};
 use crate::adapters::events_repo::insert_texting_event;
 use crate::adapters::queue::EventKind;
 use crate::auth::secret_eq;
@@ -25,27 +25,28 @@ impl TextingConfig {
 }
 
 pub async fn handle(ingest: &Ingest, cfg: &TextingConfig, req: Request) -> Response<Body> {
-    let body = match raw_body(&req) {
-        Ok(body) => body,
-        Err(resp) => return resp,
-    };
-    let authorised = header(&req, "x-texting-secret")
-        .is_some_and(|s| secret_eq(s.as_bytes(), cfg.secret.as_bytes()));
-    if !authorised {
-        return unauthorized("missing or wrong X-Texting-Secret");
+    accept(ingest, cfg, &req)
+        .await
+        .unwrap_or_else(Rejection::into_response)
+}
+
+async fn accept(
+    ingest: &Ingest,
+    cfg: &TextingConfig,
+    req: &Request,
+) -> Result<Response<Body>, Rejection> {
+    let body = raw_body(req)?;
+    let given = header(req, "x-texting-secret");
+    if !given.is_some_and(|s| secret_eq(s.as_bytes(), cfg.secret.as_bytes())) {
+        return Err(Rejection::unauthorized("missing or wrong X-Texting-Secret"));
     }
-    let (payload, text) = match parse_json(body) {
-        Ok(parsed) => parsed,
-        Err(resp) => return resp,
-    };
-    let webhook = match classify(&payload, body, &ingest.default_country) {
-        Ok(webhook) => webhook,
-        Err(err) => return invalid_payload(err),
-    };
+    let (payload, text) = parse_json(body)?;
+    let webhook =
+        classify(&payload, body, &ingest.default_country).map_err(Rejection::invalid_payload)?;
     let c = &webhook.classified;
     let stored =
         insert_texting_event(&ingest.pool, c, &webhook.message, text, &webhook.dedupe_key).await;
-    ingest
+    Ok(ingest
         .acknowledge(
             stored,
             Source::Texting,
@@ -53,7 +54,7 @@ pub async fn handle(ingest: &Ingest, cfg: &TextingConfig, req: Request) -> Respo
             c,
             StatusCode::SERVICE_UNAVAILABLE,
         )
-        .await
+        .await)
 }
 
 pub async fn serve(

@@ -20,46 +20,52 @@ pub enum ConfigError {
     Secret(#[from] secrets::SecretError),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Settings {
     values: HashMap<String, String>,
-    aws: Option<SdkConfig>,
+    /// Loaded on first use: a function that needs neither the secret nor a queue
+    /// (the `migrate` command) never resolves AWS region or credentials.
+    aws: tokio::sync::OnceCell<SdkConfig>,
 }
 
 impl Settings {
     /// Secret (when `CONFIG_SECRET_ID` is set) overlaid by the process environment.
     pub async fn load() -> Result<Self, ConfigError> {
-        let aws = crate::adapters::queue::aws_config().await;
-        let mut values = HashMap::new();
-        if let Some(id) = std::env::var("CONFIG_SECRET_ID")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            values = secrets::load_json_secret(&aws, &id).await?;
-        }
-        values.extend(std::env::vars());
-        Ok(Settings {
-            values,
-            aws: Some(aws),
-        })
+        Self::load_with(std::env::vars()).await
     }
 
-    /// Settings from explicit pairs (tests, tools). No AWS configuration is loaded.
+    /// As [`Settings::load`], with `env` standing for the process environment.
+    pub async fn load_with(
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let settings = Settings::default();
+        let mut values = HashMap::new();
+        if let Some(id) = env.get("CONFIG_SECRET_ID").filter(|v| !v.trim().is_empty()) {
+            values = secrets::load_json_secret(settings.aws().await, id.trim()).await?;
+        }
+        values.extend(env);
+        Ok(Settings { values, ..settings })
+    }
+
+    /// Settings from explicit pairs (tests, tools).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
+        let values = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         Settings {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            aws: None,
+            values,
+            ..Default::default()
         }
     }
 
-    pub fn with_aws(mut self, aws: SdkConfig) -> Self {
-        self.aws = Some(aws);
-        self
+    async fn aws(&self) -> &SdkConfig {
+        self.aws
+            .get_or_init(crate::adapters::queue::aws_config)
+            .await
     }
 
     /// A non-empty value.
@@ -112,11 +118,7 @@ impl Settings {
     /// The queue whose URL is in setting `url_setting`.
     pub async fn queue(&self, url_setting: &'static str) -> Result<EventQueue, ConfigError> {
         let url = self.require(url_setting)?;
-        let aws = match &self.aws {
-            Some(aws) => aws.clone(),
-            None => crate::adapters::queue::aws_config().await,
-        };
-        Ok(EventQueue::new(&aws, url))
+        Ok(EventQueue::new(self.aws().await, url))
     }
 
     /// Everything an ingest function needs, built once per cold start.

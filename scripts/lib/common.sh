@@ -1,0 +1,149 @@
+# Shared set-up for scripts/dev, scripts/test and scripts/bench. Source it; it defines
+# functions and never starts anything by itself. Everything it starts is recorded so
+# `stop_started` (run from a trap) stops exactly that.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+LOCAL="$ROOT/.local"
+mkdir -p "$LOCAL"
+STARTED=()   # "kind:detail" entries for stop_started
+
+log() { printf '\033[1m[df]\033[0m %s\n' "$*" >&2; }
+die() { printf '[df] error: %s\n' "$*" >&2; exit 1; }
+
+# .env supplies defaults; variables already in the environment win.
+load_dotenv() {
+  local file="$ROOT/.env" line key value
+  [ -f "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%$'\r'}"
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    line="${line#export }"
+    key="${line%%=*}"; value="${line#*=}"
+    key="$(echo "$key" | tr -d '[:space:]')"
+    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    value="${value%\"}"; value="${value#\"}"; value="${value%\'}"; value="${value#\'}"
+    if [ -z "${!key+x}" ]; then export "$key=$value"; fi
+  done < "$file"
+}
+
+# Project-local venv: cargo-lambda (CLI) and moto's server. `with_sam=1` adds the
+# tools needed to build and validate the SAM template (ziglang, aws-sam-cli, cfn-lint).
+ensure_venv() {
+  local with_sam="${1:-0}" want=()
+  [ -x "$VENV/bin/python" ] || { log "creating Python venv in .venv"; python3 -m venv "$VENV"; }
+  [ -x "$VENV/bin/cargo-lambda" ] || want+=(cargo-lambda)
+  [ -x "$VENV/bin/moto_server" ] || want+=("moto[server]")
+  if [ "$with_sam" = 1 ]; then
+    [ -x "$VENV/bin/sam" ] || want+=(aws-sam-cli)
+    [ -x "$VENV/bin/cfn-lint" ] || want+=(cfn-lint)
+    "$VENV/bin/python" -c "import ziglang" 2>/dev/null || want+=(ziglang)
+  fi
+  if [ ${#want[@]} -gt 0 ]; then
+    log "installing into .venv: ${want[*]}"
+    "$VENV/bin/pip" install -q "${want[@]}"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() {
+  local host="$1" port="$2" what="$3" i
+  for i in $(seq 1 150); do port_open "$host" "$port" && return 0; sleep 0.2; done
+  die "$what did not start on $host:$port"
+}
+
+pg_bin() {
+  local dir
+  command -v "$1" 2>/dev/null && return 0
+  for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/$1" ] && { echo "$dir/$1"; return 0; }; done
+  return 1
+}
+
+as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Postgres: use one that answers; else start the machine's cluster; else run a
+# project-local cluster (installing the server from Debian's packages if missing).
+ensure_postgres() {
+  PGHOST_ADDR="${DF_PG_HOST:-127.0.0.1}"
+  PGPORT_NUM="${DF_PG_PORT:-5432}"
+  if port_open "$PGHOST_ADDR" "$PGPORT_NUM"; then return 0; fi
+  if command -v pg_ctlcluster >/dev/null && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
+    log "starting the machine's PostgreSQL $version cluster"
+    if pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || pg_ctlcluster "$version" main start; then
+      STARTED+=("pgcluster:$version")
+      wait_port "$PGHOST_ADDR" "$PGPORT_NUM" PostgreSQL
+      return 0
+    fi
+  fi
+  start_local_postgres
+}
+
+start_local_postgres() {
+  local initdb pg_ctl data="$LOCAL/pgdata"
+  PGPORT_NUM="${DF_LOCAL_PG_PORT:-55432}"
+  if port_open "$PGHOST_ADDR" "$PGPORT_NUM"; then return 0; fi
+  if ! initdb="$(pg_bin initdb)"; then
+    log "installing PostgreSQL from Debian's packages"
+    command -v apt-get >/dev/null || die "no PostgreSQL and no apt-get: install PostgreSQL or set DATABASE_URL"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    initdb="$(pg_bin initdb)" || die "PostgreSQL install did not provide initdb"
+  fi
+  pg_ctl="$(dirname "$initdb")/pg_ctl"
+  if [ "$(id -u)" = 0 ]; then mkdir -p "$data" && chown postgres "$data" "$LOCAL"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "initialising a project-local PostgreSQL cluster in .local/pgdata"
+    as_pg_owner "$initdb" -D "$data" -U postgres --auth=trust >/dev/null
+  fi
+  log "starting project-local PostgreSQL on port $PGPORT_NUM"
+  as_pg_owner "$pg_ctl" -D "$data" -l "$LOCAL/postgres.log" -o "-p $PGPORT_NUM -k /tmp -c listen_addresses=$PGHOST_ADDR" -w start >/dev/null
+  STARTED+=("pglocal:$pg_ctl:$data")
+}
+
+# moto server mode: SQS and Secrets Manager on loopback.
+start_moto() {
+  local port="$1"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  if port_open 127.0.0.1 "$port"; then log "reusing the emulator already on port $port"; return 0; fi
+  log "starting the SQS / Secrets Manager emulator (moto) on port $port"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOCAL/moto-$port.log" 2>&1 &
+  STARTED+=("pid:$!")
+  wait_port 127.0.0.1 "$port" "moto_server"
+}
+
+# Create the FIFO queues and DLQs; exports their URLs.
+create_queues() {
+  local urls
+  urls="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" queues)"
+  eval "$urls"
+  export WEBHOOK_EVENTS_QUEUE_URL TEXTING_EVENTS_QUEUE_URL
+}
+
+stop_started() {
+  local entry i
+  for ((i=${#STARTED[@]}-1; i>=0; i--)); do
+    entry="${STARTED[$i]}"
+    case "$entry" in
+      pid:*) kill "${entry#pid:}" 2>/dev/null || true ;;
+      pgid:*) kill -- "-${entry#pgid:}" 2>/dev/null || kill "${entry#pgid:}" 2>/dev/null || true ;;
+      pgcluster:*) pg_ctlcluster --skip-systemctl-redirect "${entry#pgcluster:}" main stop 2>/dev/null || true ;;
+      pglocal:*) local rest="${entry#pglocal:}"; as_pg_owner "${rest%%:*}" -D "${rest#*:}" -m fast stop >/dev/null 2>&1 || true ;;
+    esac
+  done
+  STARTED=()
+}
+
+# Build and run the project's migration command against DATABASE_URL.
+migrate_database() {
+  log "migrating $(redact_url "$DATABASE_URL")"
+  cargo run -q --bin migrate -- --create-database
+}
+
+redact_url() { echo "$1" | sed -E 's#://([^:@/]+):[^@/]*@#://\1:***@#'; }

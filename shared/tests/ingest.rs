@@ -1,0 +1,566 @@
+//! The ingest contract (SPEC §4) end to end in-process: handlers driven by API Gateway
+//! v2 fixtures and built requests, against a real Postgres and the SQS emulator.
+mod common;
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use chrono::Utc;
+use common::*;
+use df_shared::auth::GhlKeys;
+use df_shared::ingest::{aloware, ghl, texting};
+use df_shared::lambda::http::MAX_BODY_BYTES;
+use df_shared::ops::health::{self, Health};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+struct Handlers {
+    stack: Stack,
+    aloware: aloware::AlowareConfig,
+    ghl: ghl::GhlConfig,
+    texting: texting::TextingConfig,
+}
+
+impl Handlers {
+    async fn new() -> Handlers {
+        Self::on(Stack::new().await)
+    }
+
+    fn on(stack: Stack) -> Handlers {
+        Handlers {
+            aloware: aloware::AlowareConfig::from_settings(&stack.settings).unwrap(),
+            ghl: ghl::GhlConfig::from_settings(&stack.settings).unwrap(),
+            texting: texting::TextingConfig::from_settings(&stack.settings).unwrap(),
+            stack,
+        }
+    }
+
+    /// Route by path, as API Gateway does.
+    async fn call(&self, req: Request) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let ingest = &self.stack.ingest;
+        match path.as_str() {
+            "/api/webhooks/aloware" => aloware::handle(ingest, &self.aloware, req).await,
+            "/api/webhooks/ghl" => ghl::handle(ingest, &self.ghl, req).await,
+            "/api/webhooks/texting" => texting::handle(ingest, &self.texting, req).await,
+            other => panic!("no route {other}"),
+        }
+    }
+
+    async fn status_and_json(&self, req: Request) -> (u16, Value) {
+        json_of(self.call(req).await).await
+    }
+
+    async fn rows(&self) -> i64 {
+        self.stack.count("SELECT (SELECT count(*) FROM webhook_events) + (SELECT count(*) FROM texting_webhook_events)").await
+    }
+}
+
+#[tokio::test]
+async fn fixtures_get_the_contracted_answers() {
+    let h = Handlers::new().await;
+    let cases: &[(&str, u16)] = &[
+        ("aloware-call-disposition.json", 200),
+        ("aloware-test-payload.json", 200),
+        ("aloware-wrong-password.json", 401),
+        ("aloware-malformed-json.json", 400),
+        ("aloware-not-a-webhook.json", 400),
+        ("ghl-workflow-tag.json", 200),
+        ("ghl-unsigned.json", 401),
+        ("ghl-forged-signature.json", 401),
+        ("texting-message-received.json", 200),
+        ("texting-optout-base64.json", 200),
+        ("texting-wrong-secret.json", 401),
+    ];
+    for (file, want) in cases {
+        let (status, body) = h.status_and_json(fixture(file)).await;
+        assert_eq!(status, *want, "{file}: {body}");
+        if *want != 200 {
+            assert!(body["error"].is_string(), "{file}: error body {body}");
+        }
+    }
+    // Stored: the call, the workflow webhook, two texting events. Not the ping.
+    let client = db_client(&h.stack.database_url).await;
+    let rows = client
+        .query(
+            "SELECT source, entity_type, entity_id, status FROM webhook_events ORDER BY source",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, Option<String>, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "aloware".into(),
+                "call".into(),
+                Some("54363660".into()),
+                "pending".into()
+            ),
+            (
+                "ghl".into(),
+                "contact".into(),
+                Some("nmFmQEsNgz6AVpgLVUJ0".into()),
+                "pending".into()
+            ),
+        ]
+    );
+    let texting = client
+        .query("SELECT event_type, entity_type, entity_id, from_number, status FROM texting_webhook_events ORDER BY event_type", &[])
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, String)> = texting
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "message.received".into(),
+                "sms".into(),
+                "msg-1001".into(),
+                "+12025550177".into()
+            ),
+            (
+                "optout.stop".into(),
+                "optout".into(),
+                "msg-1002".into(),
+                "+12025550177".into()
+            ),
+        ]
+    );
+    let messages = drain(&h.stack.queue_url).await;
+    assert_eq!(messages.len(), 4, "one queue message per stored row");
+    for m in &messages {
+        let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        assert!(
+            body["event_id"].is_string() && body["kind"].is_string(),
+            "{body}"
+        );
+        let group = m
+            .attributes()
+            .unwrap()
+            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+            .unwrap();
+        assert_eq!(group.len(), 32, "hashed person key");
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_copies_store_one_row_and_one_message() {
+    let h = Handlers::new().await;
+    let requests: Vec<_> = (0..50)
+        .map(|_| fixture("aloware-call-disposition.json"))
+        .collect();
+    let answers =
+        futures::future::join_all(requests.into_iter().map(|r| h.status_and_json(r))).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    let ids: std::collections::HashSet<_> = answers
+        .iter()
+        .map(|(_, b)| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "every copy names the same row");
+    let fresh = answers
+        .iter()
+        .filter(|(_, b)| b["status"] == "pending")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(_, b)| b["duplicate"] == true)
+        .count();
+    assert_eq!((fresh, duplicates), (1, 49));
+    assert_eq!(h.rows().await, 1);
+    assert_eq!(drain(&h.stack.queue_url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn call_disposed_repeating_the_disposition_is_a_duplicate() {
+    let h = Handlers::new().await;
+    let send = |event: &str, disposition: &str| {
+        let body = json!({"event": event, "body": {"id": 940868616, "type": 1, "disposition_status2": 4,
+            "call_disposition": disposition, "contact_id": 155091981, "updated_at": Utc::now().to_rfc3339()}});
+        post(
+            "/api/webhooks/aloware",
+            &[("authorization", &basic_auth())],
+            body.to_string(),
+        )
+    };
+    let (_, first) = h
+        .status_and_json(send("OutboundPhoneCall-DispositionCompleted", "No Answer"))
+        .await;
+    let (_, repeat) = h.status_and_json(send("Call-Disposed", "No Answer")).await;
+    let (_, changed) = h.status_and_json(send("Call-Disposed", "Interested")).await;
+    assert_eq!(repeat, json!({"duplicate": true, "id": first["id"]}));
+    assert_eq!(changed["status"], "pending");
+    assert_eq!(h.rows().await, 2);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_and_not_stored() {
+    let h = Handlers::new().await;
+    let big = format!(
+        "{{\"event\":\"x\",\"body\":{{\"pad\":\"{}\"}}}}",
+        "a".repeat(MAX_BODY_BYTES)
+    );
+    let auth = basic_auth();
+    let routes: [(&str, Vec<(&str, &str)>); 3] = [
+        (
+            "/api/webhooks/aloware",
+            vec![("authorization", auth.as_str())],
+        ),
+        (
+            "/api/webhooks/ghl",
+            vec![("x-df-workflow-secret", WORKFLOW_SECRET)],
+        ),
+        (
+            "/api/webhooks/texting",
+            vec![("x-texting-secret", TEXTING_SECRET)],
+        ),
+    ];
+    for (path, headers) in &routes {
+        let (status, body) = h.status_and_json(post(path, headers, big.clone())).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (413, Some("payload_too_large")),
+            "{path}"
+        );
+        for bad in [
+            "{",
+            "[1,2]",
+            "\"text\"",
+            "\u{0}",
+            "{\"a\":\"\\u0000\"}",
+            "{\"type\": 5}",
+        ] {
+            let (status, body) = h.status_and_json(post(path, headers, bad)).await;
+            assert_eq!(status, 400, "{path} with {bad:?}: {body}");
+            assert!(body["message"].is_string());
+        }
+        let (status, _) = h
+            .status_and_json(post(path, headers, vec![0xff, 0xfe]))
+            .await;
+        assert_eq!(status, 400, "{path}: invalid UTF-8");
+    }
+    assert_eq!(h.rows().await, 0);
+}
+
+#[tokio::test]
+async fn aloware_allowed_events_filter_and_bearer_auth() {
+    let db = fresh_database().await;
+    let queue = fresh_queue().await;
+    let mut stack = Stack::with(&db, &queue).await;
+    stack.settings = df_shared::lambda::Settings::from_pairs([
+        ("ALOWARE_WEBHOOK_BASIC_USER", ALOWARE_USER),
+        ("ALOWARE_WEBHOOK_BASIC_PASS", ALOWARE_PASS),
+        ("ALOWARE_WEBHOOK_BEARER_TOKEN", "bearer-token"),
+        (
+            "ALOWARE_WEBHOOK_ALLOWED_EVENTS",
+            "OutboundPhoneCall-*,Recording-Saved",
+        ),
+        ("GHL_WORKFLOW_WEBHOOK_SECRET", WORKFLOW_SECRET),
+        ("TEXTING_WEBHOOK_SECRET", TEXTING_SECRET),
+    ]);
+    let h = Handlers::on(stack);
+    let body = |event: &str| {
+        json!({"event": event, "body": {"id": 1, "type": 1, "disposition_status2": 4}}).to_string()
+    };
+    let bearer = [("authorization", "Bearer bearer-token")];
+    let (s, b) = h
+        .status_and_json(post(
+            "/api/webhooks/aloware",
+            &bearer,
+            body("OutboundPhoneCall-DispositionCompleted"),
+        ))
+        .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("pending")));
+    let (s, b) = h
+        .status_and_json(post(
+            "/api/webhooks/aloware",
+            &bearer,
+            body("InboundPhoneCall-DispositionMissed"),
+        ))
+        .await;
+    assert_eq!((s, b["ignored"].as_bool()), (200, Some(true)));
+    let (s, _) = h
+        .status_and_json(post(
+            "/api/webhooks/aloware",
+            &[("authorization", "Bearer nope")],
+            body("Recording-Saved"),
+        ))
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = h
+        .status_and_json(post("/api/webhooks/aloware", &[], body("Recording-Saved")))
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(h.rows().await, 1);
+}
+
+struct Signer {
+    ed: ed25519_dalek::SigningKey,
+    rsa: rsa::pkcs1v15::SigningKey<sha2::Sha256>,
+    keys: GhlKeys,
+}
+
+fn signer() -> Signer {
+    use ed25519_dalek::pkcs8::EncodePublicKey as _;
+    let mut rng = rand::thread_rng();
+    let ed = ed25519_dalek::SigningKey::generate(&mut rng);
+    let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+    let keys = GhlKeys::from_pem(
+        &ed.verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+        &private
+            .to_public_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+    )
+    .unwrap();
+    Signer {
+        ed,
+        rsa: rsa::pkcs1v15::SigningKey::new(private),
+        keys,
+    }
+}
+
+impl Signer {
+    fn ed(&self, body: &str) -> String {
+        use ed25519_dalek::Signer as _;
+        STANDARD.encode(self.ed.sign(body.as_bytes()).to_bytes())
+    }
+    fn rsa(&self, body: &str) -> String {
+        use rsa::signature::{SignatureEncoding as _, Signer as _};
+        STANDARD.encode(self.rsa.sign(body.as_bytes()).to_vec())
+    }
+}
+
+#[tokio::test]
+async fn ghl_signed_webhooks_verify_replays_are_refused() {
+    let s = signer();
+    let other = signer();
+    let mut h = Handlers::new().await;
+    h.ghl = ghl::GhlConfig::new(s.keys.clone(), Some(WORKFLOW_SECRET.into()));
+    let now = Utc::now();
+    let body = |id: &str, ts: chrono::DateTime<Utc>, webhook: &str| {
+        json!({"type": "ContactUpdate", "locationId": "loc1", "id": id, "phone": "+12025550177",
+            "timestamp": ts.to_rfc3339(), "webhookId": webhook})
+        .to_string()
+    };
+    let ghl = |headers: &[(&str, &str)], b: &str| post("/api/webhooks/ghl", headers, b.to_string());
+
+    let b1 = body("c1", now, "wh-1");
+    let (st, first) = h
+        .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&b1))], &b1))
+        .await;
+    assert_eq!(
+        (st, first["status"].as_str()),
+        (200, Some("pending")),
+        "{first}"
+    );
+    let (st, again) = h
+        .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&b1))], &b1))
+        .await;
+    assert_eq!(
+        (st, again),
+        (200, json!({"duplicate": true, "id": first["id"]})),
+        "repeated webhookId"
+    );
+
+    let b2 = body("c2", now, "wh-2");
+    let (st, _) = h
+        .status_and_json(ghl(&[("x-wh-signature", &s.rsa(&b2))], &b2))
+        .await;
+    assert_eq!(st, 200, "legacy RSA path");
+
+    let b3 = body("c3", now, "wh-3");
+    let tampered = b3.replace("c3", "c4");
+    let refusals: Vec<(&str, Request)> = vec![
+        (
+            "tampered body",
+            ghl(&[("x-ghl-signature", &s.ed(&b3))], &tampered),
+        ),
+        (
+            "wrong ed25519 key",
+            ghl(&[("x-ghl-signature", &other.ed(&b3))], &b3),
+        ),
+        (
+            "wrong rsa key",
+            ghl(&[("x-wh-signature", &other.rsa(&b3))], &b3),
+        ),
+        (
+            "bad ed25519 with good rsa",
+            ghl(
+                &[
+                    ("x-ghl-signature", &other.ed(&b3)),
+                    ("x-wh-signature", &s.rsa(&b3)),
+                ],
+                &b3,
+            ),
+        ),
+        ("unsigned", ghl(&[], &b3)),
+        (
+            "wrong workflow secret",
+            ghl(&[("x-df-workflow-secret", "nope")], &b3),
+        ),
+    ];
+    for (what, req) in refusals {
+        let (st, b) = h.status_and_json(req).await;
+        assert_eq!(st, 401, "{what}: {b}");
+    }
+    let stale = body("c5", now - chrono::Duration::seconds(301), "wh-5");
+    let (st, b) = h
+        .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&stale))], &stale))
+        .await;
+    assert_eq!(
+        (st, b["message"].as_str().map(|m| m.contains("stale"))),
+        (401, Some(true))
+    );
+    assert_eq!(h.rows().await, 2);
+}
+
+#[tokio::test]
+async fn database_down_answers_429_to_ghl_and_503_to_the_others() {
+    let h = Handlers::on(Stack::with(DEAD_DATABASE_URL, &fresh_queue().await).await);
+    let cases = [
+        ("aloware-call-disposition.json", 503),
+        ("ghl-workflow-tag.json", 429),
+        ("texting-message-received.json", 503),
+    ];
+    for (file, want) in cases {
+        let (status, body) = h.status_and_json(fixture(file)).await;
+        assert_eq!(status, want, "{file}: {body}");
+        assert_eq!(body["error"], "store_unavailable");
+    }
+    assert!(
+        drain(&h.stack.queue_url).await.is_empty(),
+        "nothing is enqueued that was not stored"
+    );
+}
+
+#[tokio::test]
+async fn queue_down_still_acknowledges_and_leaves_the_row_pending() {
+    let db = fresh_database().await;
+    let h = Handlers::on(Stack::with(&db, DEAD_QUEUE_URL).await);
+    for file in [
+        "aloware-call-disposition.json",
+        "ghl-workflow-tag.json",
+        "texting-message-received.json",
+    ] {
+        let (status, body) = h.status_and_json(fixture(file)).await;
+        assert_eq!(
+            (status, body["status"].as_str(), body["queued"].as_bool()),
+            (200, Some("pending"), Some(false)),
+            "{file}"
+        );
+    }
+    let pending = h
+        .stack
+        .count("SELECT (SELECT count(*) FROM webhook_events WHERE status = 'pending') + (SELECT count(*) FROM texting_webhook_events WHERE status = 'pending')")
+        .await;
+    assert_eq!(pending, 3);
+}
+
+#[tokio::test]
+async fn health_reports_database_and_queues() {
+    let db = fresh_database().await;
+    let queue = fresh_queue().await;
+    let check = |db: &str, queue: &str| {
+        let settings = settings(db, queue);
+        async move {
+            let health = Health {
+                pool: settings.pool().unwrap(),
+                queues: vec![(
+                    "webhook-events",
+                    settings.queue("WEBHOOK_EVENTS_QUEUE_URL").await.unwrap(),
+                )],
+            };
+            json_of(health::handle(&health, fixture("health.json")).await).await
+        }
+    };
+    let (s, b) = check(&db, &queue).await;
+    assert_eq!(
+        (s, b["status"].as_str(), b["database"].as_str()),
+        (200, Some("ok"), Some("ok")),
+        "{b}"
+    );
+    let (s, b) = check(&db, DEAD_QUEUE_URL).await;
+    assert_eq!(
+        (
+            s,
+            b["status"].as_str(),
+            b["queues"]["webhook-events"].as_str()
+        ),
+        (200, Some("degraded"), Some("unreachable"))
+    );
+    let (s, b) = check(DEAD_DATABASE_URL, &queue).await;
+    assert_eq!(
+        (s, b["status"].as_str(), b["database"].as_str()),
+        (503, Some("down"), Some("unreachable"))
+    );
+}
+
+#[tokio::test]
+async fn settings_come_from_the_secret_and_the_environment_wins() {
+    let client =
+        aws_sdk_secretsmanager::Client::new(&df_shared::adapters::queue::aws_config().await);
+    let name = format!("df-config-{}", uuid::Uuid::new_v4().simple());
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(json!({"TEXTING_WEBHOOK_SECRET": "from-secret", "DATABASE_URL": "postgres://secret/db", "JOBS_BATCH_SIZE": 50}).to_string())
+        .send()
+        .await
+        .expect("create secret in the emulator");
+    let env = [
+        ("CONFIG_SECRET_ID".to_string(), name.clone()),
+        ("DATABASE_URL".to_string(), "postgres://env/db".to_string()),
+    ];
+    let settings = df_shared::lambda::Settings::load_with(env).await.unwrap();
+    assert_eq!(settings.get("TEXTING_WEBHOOK_SECRET"), Some("from-secret"));
+    assert_eq!(settings.get("JOBS_BATCH_SIZE"), Some("50"));
+    assert_eq!(
+        settings.get("DATABASE_URL"),
+        Some("postgres://env/db"),
+        "environment wins"
+    );
+    let missing = df_shared::lambda::Settings::load_with([(
+        "CONFIG_SECRET_ID".to_string(),
+        "no-such-secret".to_string(),
+    )])
+    .await;
+    assert!(missing.unwrap_err().to_string().contains("no-such-secret"));
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_serialised() {
+    let db = fresh_database().await;
+    let runs =
+        futures::future::join_all((0..4).map(|_| df_shared::adapters::migrations::run_url(&db)))
+            .await;
+    for run in runs {
+        assert_eq!(
+            run.unwrap(),
+            Vec::<String>::new(),
+            "already applied by fresh_database"
+        );
+    }
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').unwrap().0;
+    let blank = format!("{base}/df_test_{}", uuid::Uuid::new_v4().simple());
+    df_shared::adapters::migrations::ensure_database(&blank)
+        .await
+        .unwrap();
+    let runs =
+        futures::future::join_all((0..4).map(|_| df_shared::adapters::migrations::run_url(&blank)))
+            .await;
+    let applied: usize = runs.into_iter().map(|r| r.unwrap().len()).sum();
+    assert_eq!(
+        applied,
+        df_shared::adapters::migrations::MIGRATIONS.len(),
+        "each migration applied exactly once"
+    );
+}
