@@ -31,6 +31,13 @@ def create_queues(prefix=""):
         print(f"{var}='{url}'")
 
 
+def create_secret(name):
+    """A config secret like the deployed one; prints its ARN."""
+    client = boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    settings = {"TEXTING_WEBHOOK_SECRET": "bench", "GHL_WORKFLOW_WEBHOOK_SECRET": "bench"}
+    print(client.create_secret(Name=name, SecretString=json.dumps(settings))["ARN"])
+
+
 def print_depths():
     client = sqs()
     for url in client.list_queues().get("QueueUrls", []):
@@ -44,7 +51,9 @@ if __name__ == "__main__":
     command = sys.argv[1:2]
     if command == ["queues"]:
         create_queues(sys.argv[2] if len(sys.argv) > 2 else "")
+    elif command == ["secret"]:
+        create_secret(sys.argv[2])
     elif command == ["depths"]:
         print_depths()
     else:
-        sys.exit("usage: aws_setup.py queues [prefix] | depths")
+        sys.exit("usage: aws_setup.py queues [prefix] | secret NAME | depths")

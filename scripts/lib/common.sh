@@ -147,3 +147,28 @@ migrate_database() {
 }
 
 redact_url() { echo "$1" | sed -E 's#://([^:@/]+):[^@/]*@#://\1:***@#'; }
+
+# Local defaults for the webhook secrets; the README's curl examples use these.
+local_webhook_secrets() {
+  export ALOWARE_WEBHOOK_BASIC_USER="${ALOWARE_WEBHOOK_BASIC_USER:-aloware}"
+  export ALOWARE_WEBHOOK_BASIC_PASS="${ALOWARE_WEBHOOK_BASIC_PASS:-local-aloware-pass}"
+  export GHL_WORKFLOW_WEBHOOK_SECRET="${GHL_WORKFLOW_WEBHOOK_SECRET:-local-workflow-secret}"
+  export TEXTING_WEBHOOK_SECRET="${TEXTING_WEBHOOK_SECRET:-local-texting-secret}"
+}
+
+# Serve every function at its production path; records the process group.
+start_watch() {
+  local port="$1" logfile="$2"
+  port_open 127.0.0.1 "$port" && die "port $port is in use"
+  cargo build -q --bins
+  setsid cargo lambda watch -q -A 127.0.0.1 -P "$port" >"$logfile" 2>&1 &
+  WATCH_PID=$!
+  STARTED+=("pgid:$WATCH_PID")
+  wait_port 127.0.0.1 "$port" "cargo lambda watch"
+}
+
+ensure_psql() {
+  command -v psql >/dev/null && return 0
+  log "installing the PostgreSQL client"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+}

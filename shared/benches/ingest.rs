@@ -1,0 +1,276 @@
+//! `scripts/bench ingest`: ingest throughput against a bare INSERT loop (same Postgres,
+//! same pool, same concurrency), the emulator's own SendMessage rate, the handler's CPU
+//! per webhook, and the cold start of a release webhook binary. Every ratio printed is
+//! between figures measured in this run. Needs DF_BENCH_DATABASE_URL (migrated),
+//! AWS_ENDPOINT_URL (moto) and a queue URL in WEBHOOK_EVENTS_QUEUE_URL.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use df_shared::adapters::events_repo::insert_webhook_event;
+use df_shared::adapters::queue::EventKind;
+use df_shared::auth::GhlKeys;
+use df_shared::domain::{aloware, ghl, Source};
+use df_shared::ingest::ghl::{handle as ghl_handle, GhlConfig};
+use df_shared::lambda::Settings;
+use ed25519_dalek::pkcs8::EncodePublicKey as _;
+use ed25519_dalek::Signer as _;
+use serde_json::json;
+use uuid::Uuid;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/bench ingest"))
+}
+
+fn contact_body(i: usize, run: &str) -> String {
+    json!({"type": "ContactUpdate", "locationId": "ve9EPM428h8vShlRW1KT", "id": format!("c-{run}-{i}"),
+        "firstName": "John", "lastName": "Deo", "email": "johndeo@example.com", "phone": "+12025550177",
+        "tags": ["hot lead", "call list"], "address1": "3535 1st St N", "city": "Springfield", "state": "AL",
+        "postalCode": "35201", "country": "US", "source": "xyz form", "dnd": false,
+        "customFields": [{"id": "BcdmQEsNgz6AVpgLVUJ0", "value": "XYZ Corp"}],
+        "webhookId": format!("wh-{run}-{i}"), "timestamp": chrono::Utc::now().to_rfc3339()})
+    .to_string()
+}
+
+/// Run `total` operations over `concurrency` tasks; returns operations per second.
+async fn throughput<F, Fut>(total: usize, concurrency: usize, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, next) = (op.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    op(i).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Median of per-iteration times of a CPU-bound closure, in microseconds.
+fn cpu_micros(iterations: usize, mut f: impl FnMut(usize)) -> f64 {
+    for i in 0..iterations / 10 {
+        f(i); // warm-up
+    }
+    let mut samples = Vec::with_capacity(10);
+    for round in 0..10 {
+        let start = Instant::now();
+        for i in 0..iterations / 10 {
+            f(round * iterations + i);
+        }
+        samples.push(start.elapsed().as_secs_f64() * 1e6 / (iterations / 10) as f64);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[5]
+}
+
+async fn cold_start_ms(binary: &str, extra_env: &[(&str, String)]) -> Option<f64> {
+    use tokio::io::AsyncReadExt;
+    if !std::path::Path::new(binary).exists() {
+        return None;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..15 {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "webhook-ghl")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        // Ready = the runtime asks for its first invocation.
+        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.ok()?.ok()?;
+        let mut buf = [0u8; 256];
+        let _ = sock.read(&mut buf).await;
+        runs.push(start.elapsed().as_secs_f64() * 1e3);
+        let _ = child.kill().await;
+    }
+    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Some(runs[runs.len() / 2])
+}
+
+#[tokio::main]
+async fn main() {
+    let database_url = env("DF_BENCH_DATABASE_URL");
+    let queue_url = env("WEBHOOK_EVENTS_QUEUE_URL");
+    let endpoint = env("AWS_ENDPOINT_URL");
+    let settings = Settings::from_pairs([
+        ("DATABASE_URL", database_url.as_str()),
+        ("WEBHOOK_EVENTS_QUEUE_URL", queue_url.as_str()),
+        ("DB_POOL_SIZE", "16"),
+    ]);
+    let ingest = settings.ingest("WEBHOOK_EVENTS_QUEUE_URL").await.unwrap();
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
+    let pem = signing.verifying_key().to_public_key_pem(Default::default()).unwrap();
+    let keys = GhlKeys::from_pem(&pem, df_shared::auth::ghl_signature::PUBLISHED_RSA_PEM).unwrap();
+    let n1: usize = std::env::var("DF_BENCH_N1").ok().and_then(|v| v.parse().ok()).unwrap_or(1500);
+    let n16: usize = std::env::var("DF_BENCH_N16").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+
+    println!("== ingest benchmark (Postgres: {}, SQS: moto at {endpoint})", database_url.rsplit('@').next().unwrap_or(""));
+
+    // Pure handler work per webhook: verify + parse + classify + dedupe key, no I/O.
+    let run = Uuid::new_v4().simple().to_string();
+    let bodies: Vec<(String, String)> = (0..2000)
+        .map(|i| {
+            let b = contact_body(i, &run);
+            let sig = STANDARD.encode(signing.sign(b.as_bytes()).to_bytes());
+            (b, sig)
+        })
+        .collect();
+    let ghl_cpu = cpu_micros(20_000, |i| {
+        let (b, sig) = &bodies[i % bodies.len()];
+        keys.verify(Some(sig), None, b.as_bytes()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+        std::hint::black_box(ghl::classify(&v, b.as_bytes()).unwrap());
+    });
+    let aloware_body = json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": 940868616, "type": 1,
+        "direction": 2, "disposition_status2": 4, "call_disposition": "No Answer", "talk_time": 63, "contact_id": 155091981,
+        "lead_number": "+12025550177", "incoming_number": "+12025550142", "created_at": "2026-08-05 20:58:49",
+        "contact": {"id": 155091981, "phone_number": "+12025550177", "first_name": "Test", "last_name": "Merchant"}}})
+    .to_string();
+    let auth = format!("Basic {}", STANDARD.encode("aloware:pass"));
+    let aloware_cpu = cpu_micros(20_000, |_| {
+        assert!(df_shared::auth::basic_auth_matches(Some(&auth), "aloware", "pass"));
+        let v: serde_json::Value = serde_json::from_str(&aloware_body).unwrap();
+        std::hint::black_box(aloware::classify(&v, aloware_body.as_bytes(), "US").unwrap());
+    });
+    println!("handler CPU per webhook (no I/O, median of 10 rounds):");
+    println!("  GHL ContactUpdate, Ed25519 verify + parse + classify: {ghl_cpu:.1} µs  (target < 300 µs)");
+    println!("  Aloware call, Basic auth + parse + classify + E.164:  {aloware_cpu:.1} µs  (target < 300 µs)");
+
+    // Bare INSERT loop: the same row shape into the same table, no handler.
+    let insert_sql = "INSERT INTO webhook_events (source, event_type, entity_type, entity_id, person_key, location_id, payload_json, dedupe_key) \
+                      VALUES ('ghl', 'ContactUpdate', 'contact', $1, $2, 'loc', $3::text::jsonb, $4)";
+    let body_len = bodies[0].0.len();
+    println!("throughput (ops/s; payload ≈ {body_len} bytes; pool of 16):");
+    let mut rows = Vec::new();
+    for (concurrency, total) in [(1usize, n1), (16usize, n16)] {
+        let tag = Uuid::new_v4().simple().to_string();
+        let pool = ingest.pool.clone();
+        let payload = bodies[0].0.clone();
+        let bare = throughput(total, concurrency, move |i| {
+            let (pool, payload, tag) = (pool.clone(), payload.clone(), tag.clone());
+            async move {
+                let client = pool.get().await.unwrap();
+                let stmt = client.prepare_cached(insert_sql).await.unwrap();
+                let key = format!("bare-{tag}-{i}");
+                client.execute(&stmt, &[&key, &key, &payload, &key]).await.unwrap();
+            }
+        })
+        .await;
+
+        let queue = ingest.queue.clone();
+        let send = throughput(total.min(1500), concurrency, move |i| {
+            let queue = queue.clone();
+            async move {
+                queue.send(Uuid::new_v4(), EventKind::Webhook, &format!("g{}", i % 64), 0).await.unwrap();
+            }
+        })
+        .await;
+
+        // The ingest path up to the commit: verify, parse, classify, dedupe, insert.
+        let run = Uuid::new_v4().simple().to_string();
+        let signed: Arc<Vec<(String, String)>> = Arc::new(
+            (0..total)
+                .map(|i| {
+                    let b = contact_body(i, &run);
+                    let sig = STANDARD.encode(signing.sign(b.as_bytes()).to_bytes());
+                    (b, sig)
+                })
+                .collect(),
+        );
+        let (pool, keys2, signed2) = (ingest.pool.clone(), keys.clone(), signed.clone());
+        let store_only = throughput(total, concurrency, move |i| {
+            let (pool, keys, signed) = (pool.clone(), keys2.clone(), signed2.clone());
+            async move {
+                let (b, sig) = &signed[i];
+                keys.verify(Some(sig), None, b.as_bytes()).unwrap();
+                let v: serde_json::Value = serde_json::from_str(b).unwrap();
+                let w = ghl::classify(&v, b.as_bytes()).unwrap();
+                insert_webhook_event(&pool, Source::Ghl, &w.classified, b, &w.dedupe_key).await.unwrap();
+            }
+        })
+        .await;
+
+        // The full handler: the above plus SendMessage to moto and the JSON answer.
+        let run = Uuid::new_v4().simple().to_string();
+        let full_total = total.min(1500);
+        let requests: Arc<Vec<(String, String)>> = Arc::new(
+            (0..full_total)
+                .map(|i| {
+                    let b = contact_body(i, &run);
+                    let sig = STANDARD.encode(signing.sign(b.as_bytes()).to_bytes());
+                    (b, sig)
+                })
+                .collect(),
+        );
+        let cfg = Arc::new(GhlConfig::new(keys.clone(), None));
+        let ingest2 = Arc::new(ingest.clone());
+        let full = throughput(full_total, concurrency, move |i| {
+            let (cfg, ingest, requests) = (cfg.clone(), ingest2.clone(), requests.clone());
+            async move {
+                let (b, sig) = &requests[i];
+                let req = lambda_http::http::Request::builder()
+                    .method("POST")
+                    .uri("http://localhost/api/webhooks/ghl")
+                    .header("x-ghl-signature", sig.as_str())
+                    .body(lambda_http::Body::Text(b.clone()))
+                    .unwrap();
+                let resp = ghl_handle(&ingest, &cfg, req).await;
+                assert_eq!(resp.status(), 200);
+            }
+        })
+        .await;
+        rows.push((concurrency, bare, send, store_only, full));
+    }
+    for (c, bare, send, store_only, full) in &rows {
+        println!("  concurrency {c:>2}: bare INSERT {bare:>8.0} | moto SendMessage {send:>6.0} | ingest to commit {store_only:>8.0} ({:.0} % of INSERT) | full handler incl. enqueue {full:>6.0} ({:.0} % of INSERT; {:.0} % of the serial INSERT+send bound {:.0})",
+            100.0 * store_only / bare, 100.0 * full / bare, 100.0 * full / (1.0 / (1.0 / bare + 1.0 / send)), 1.0 / (1.0 / bare + 1.0 / send));
+    }
+
+    let bin = std::env::var("DF_BENCH_BINARY").unwrap_or_else(|_| "target/release/webhook-ghl".into());
+    let base_env = vec![
+        ("DATABASE_URL", database_url.clone()),
+        ("WEBHOOK_EVENTS_QUEUE_URL", queue_url.clone()),
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+    ];
+    match cold_start_ms(&bin, &base_env).await {
+        Some(ms) => println!("cold start of {bin} (spawn → first /next request, median of 15): {ms:.1} ms  (target < 50 ms)"),
+        None => println!("cold start: {bin} missing or did not start"),
+    }
+    if let Ok(secret_id) = std::env::var("DF_BENCH_SECRET_ID") {
+        let mut with_secret = base_env.clone();
+        with_secret.push(("CONFIG_SECRET_ID", secret_id));
+        if let Some(ms) = cold_start_ms(&bin, &with_secret).await {
+            println!("cold start with one Secrets Manager read (moto): {ms:.1} ms");
+        }
+    }
+}
