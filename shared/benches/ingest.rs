@@ -107,7 +107,10 @@ async fn cold_start_ms(binary: &str, extra_env: &[(&str, String)]) -> Option<f64
         let start = Instant::now();
         let mut child = cmd.spawn().unwrap();
         // Ready = the runtime asks for its first invocation.
-        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.ok()?.ok()?;
+        let (mut sock, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .ok()?
+            .ok()?;
         let mut buf = [0u8; 256];
         let _ = sock.read(&mut buf).await;
         runs.push(start.elapsed().as_secs_f64() * 1e3);
@@ -129,12 +132,24 @@ async fn main() {
     ]);
     let ingest = settings.ingest("WEBHOOK_EVENTS_QUEUE_URL").await.unwrap();
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
-    let pem = signing.verifying_key().to_public_key_pem(Default::default()).unwrap();
+    let pem = signing
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
     let keys = GhlKeys::from_pem(&pem, df_shared::auth::ghl_signature::PUBLISHED_RSA_PEM).unwrap();
-    let n1: usize = std::env::var("DF_BENCH_N1").ok().and_then(|v| v.parse().ok()).unwrap_or(1500);
-    let n16: usize = std::env::var("DF_BENCH_N16").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let n1: usize = std::env::var("DF_BENCH_N1")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    let n16: usize = std::env::var("DF_BENCH_N16")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
 
-    println!("== ingest benchmark (Postgres: {}, SQS: moto at {endpoint})", database_url.rsplit('@').next().unwrap_or(""));
+    println!(
+        "== ingest benchmark (Postgres: {}, SQS: moto at {endpoint})",
+        database_url.rsplit('@').next().unwrap_or("")
+    );
 
     // Pure handler work per webhook: verify + parse + classify + dedupe key, no I/O.
     let run = Uuid::new_v4().simple().to_string();
@@ -158,7 +173,11 @@ async fn main() {
     .to_string();
     let auth = format!("Basic {}", STANDARD.encode("aloware:pass"));
     let aloware_cpu = cpu_micros(20_000, |_| {
-        assert!(df_shared::auth::basic_auth_matches(Some(&auth), "aloware", "pass"));
+        assert!(df_shared::auth::basic_auth_matches(
+            Some(&auth),
+            "aloware",
+            "pass"
+        ));
         let v: serde_json::Value = serde_json::from_str(&aloware_body).unwrap();
         std::hint::black_box(aloware::classify(&v, aloware_body.as_bytes(), "US").unwrap());
     });
@@ -182,7 +201,10 @@ async fn main() {
                 let client = pool.get().await.unwrap();
                 let stmt = client.prepare_cached(insert_sql).await.unwrap();
                 let key = format!("bare-{tag}-{i}");
-                client.execute(&stmt, &[&key, &key, &payload, &key]).await.unwrap();
+                client
+                    .execute(&stmt, &[&key, &key, &payload, &key])
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -191,7 +213,15 @@ async fn main() {
         let send = throughput(total.min(1500), concurrency, move |i| {
             let queue = queue.clone();
             async move {
-                queue.send(Uuid::new_v4(), EventKind::Webhook, &format!("g{}", i % 64), 0).await.unwrap();
+                queue
+                    .send(
+                        Uuid::new_v4(),
+                        EventKind::Webhook,
+                        &format!("g{}", i % 64),
+                        0,
+                    )
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -215,7 +245,9 @@ async fn main() {
                 keys.verify(Some(sig), None, b.as_bytes()).unwrap();
                 let v: serde_json::Value = serde_json::from_str(b).unwrap();
                 let w = ghl::classify(&v, b.as_bytes()).unwrap();
-                insert_webhook_event(&pool, Source::Ghl, &w.classified, b, &w.dedupe_key).await.unwrap();
+                insert_webhook_event(&pool, Source::Ghl, &w.classified, b, &w.dedupe_key)
+                    .await
+                    .unwrap();
             }
         })
         .await;
@@ -256,7 +288,8 @@ async fn main() {
             100.0 * store_only / bare, 100.0 * full / bare, 100.0 * full / (1.0 / (1.0 / bare + 1.0 / send)), 1.0 / (1.0 / bare + 1.0 / send));
     }
 
-    let bin = std::env::var("DF_BENCH_BINARY").unwrap_or_else(|_| "target/release/webhook-ghl".into());
+    let bin =
+        std::env::var("DF_BENCH_BINARY").unwrap_or_else(|_| "target/release/webhook-ghl".into());
     let base_env = vec![
         ("DATABASE_URL", database_url.clone()),
         ("WEBHOOK_EVENTS_QUEUE_URL", queue_url.clone()),

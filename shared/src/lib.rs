@@ -4,6 +4,8 @@
 //! - [`auth`]: webhook authentication (constant-time secrets, GHL signatures).
 //! - [`adapters`]: Postgres, SQS, Secrets Manager, migrations.
 //! - [`ingest`]: the webhook ingest contract joining them.
+//! - [`providers`]: GHL, Aloware clients with typed, retry-aware errors.
+//! - [`sync`]: the sync routers (SPEC §6); [`pipeline`]: the SQS consumer (SPEC §5).
 //! - [`ops`]: operational endpoints (health).
 //! - [`lambda`]: configuration, tracing and HTTP glue.
 pub mod adapters;
@@ -12,3 +14,6 @@ pub mod domain;
 pub mod ingest;
 pub mod lambda;
 pub mod ops;
+pub mod pipeline;
+pub mod providers;
+pub mod sync;

@@ -3,4 +3,6 @@ pub mod db;
 pub mod events_repo;
 pub mod migrations;
 pub mod queue;
+pub mod rate_budget;
 pub mod secrets;
+pub mod sync_repo;

@@ -1,5 +1,7 @@
 //! Pure domain rules: no I/O, no clocks, no configuration lookups.
 pub mod aloware;
+pub mod call;
+pub mod contact;
 pub mod dedupe;
 pub mod event;
 pub mod event_filter;

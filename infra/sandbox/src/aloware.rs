@@ -1,0 +1,225 @@
+//! Aloware's public API (`/api/v1/webhook/...`, `api_token` in the query or JSON body),
+//! shapes from `reference/aloware/api_*.json` and `research/aloware.md` §2. Unknown
+//! paths answer 200 with an HTML page, as the real one does.
+use axum::http::Method;
+use serde_json::{json, Map, Value};
+
+use crate::state::State;
+use crate::{Incoming, Reply, ReplyBody};
+
+const SPA_SHELL: &str = "<!DOCTYPE html><html><head><title>Aloware</title></head><body><div id=\"app\"></div></body></html>";
+
+const CONTACT_FIELDS: &[&str] = &[
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "company_name",
+    "lead_source",
+    "date_of_birth",
+    "timezone",
+    "city",
+    "state",
+    "zipcode",
+    "country",
+    "address",
+    "website",
+    "notes",
+    "csf1",
+    "csf2",
+    "is_dnc",
+];
+
+fn html() -> Reply {
+    Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: ReplyBody::Html(SPA_SHELL),
+    }
+}
+
+/// Digits of a North American or international number, for matching.
+fn digits(phone: &str) -> String {
+    let d: String = phone.chars().filter(char::is_ascii_digit).collect();
+    if d.len() == 10 {
+        format!("1{d}")
+    } else {
+        d
+    }
+}
+
+fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+pub fn handle(st: &mut State, req: &Incoming) -> Reply {
+    let ["api", "v1", "webhook", rest @ ..] = req.segments.as_slice() else {
+        return html();
+    };
+    let token = if *req.method == Method::GET {
+        req.query.get("api_token").cloned()
+    } else {
+        text_of(req.body.get("api_token"))
+    };
+    let known = matches!(
+        rest,
+        ["forms"]
+            | ["contact", "phone-number"]
+            | ["powerdialer-remove-contact-from-lists"]
+            | ["powerdialer-clear-list"]
+            | ["sms-gateway", "send"]
+            | ["users"]
+    );
+    if !known {
+        return html();
+    }
+    if token.as_deref() != Some(st.config.aloware_token.as_str()) {
+        return Reply::json(401, json!({"message": "Unauthenticated."}));
+    }
+    match (req.method.clone(), rest) {
+        (Method::POST, ["forms"]) => forms(st, &req.body),
+        (Method::GET, ["contact", "phone-number"]) => {
+            lookup(st, req.query.get("phone_number").map(String::as_str))
+        }
+        (Method::POST, ["powerdialer-remove-contact-from-lists"]) => {
+            remove_from_lists(st, &req.body)
+        }
+        (Method::POST, ["powerdialer-clear-list"]) => {
+            let list = text_of(req.body.get("list_id")).unwrap_or_default();
+            st.aloware_lists.remove(&list);
+            Reply::json(
+                200,
+                json!({"message": "The Power Dialer list has been cleared."}),
+            )
+        }
+        (Method::POST, ["sms-gateway", "send"]) => sms(st, &req.body),
+        (Method::GET, ["users"]) => Reply::json(
+            200,
+            json!([{"id": 1, "name": "Sandbox Agent", "email": "agent@example.com", "agent_status": 1, "human_readable_agent_status": "Available"}]),
+        ),
+        _ => html(),
+    }
+}
+
+fn find_by_phone(st: &State, phone: &str) -> Option<u64> {
+    let want = digits(phone);
+    st.aloware_contacts
+        .iter()
+        .find(|(_, c)| {
+            c.get("phone_number")
+                .and_then(Value::as_str)
+                .is_some_and(|p| digits(p) == want)
+        })
+        .map(|(id, _)| *id)
+}
+
+fn list_ids(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| text_of(Some(x))).collect(),
+        Some(v) => text_of(Some(v))
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
+fn forms(st: &mut State, body: &Value) -> Reply {
+    let Some(phone) = text_of(body.get("phone_number")).filter(|p| digits(p).len() >= 10) else {
+        return Reply::json(
+            422,
+            json!({"errors": {"phone_number": ["The phone number field is required."]}}),
+        );
+    };
+    let force = body
+        .get("force_update")
+        .is_some_and(|v| v == &json!(true) || v == &json!(1) || v == &json!("true"));
+    let (id, created) = match find_by_phone(st, &phone) {
+        Some(id) => (id, false),
+        None => {
+            let id = st.numeric_id();
+            let e164 = format!("+{}", digits(&phone));
+            st.aloware_contacts
+                .insert(id, json!({"id": id, "phone_number": e164, "is_dnc": false}));
+            (id, true)
+        }
+    };
+    let contact: &mut Map<String, Value> = st
+        .aloware_contacts
+        .get_mut(&id)
+        .unwrap()
+        .as_object_mut()
+        .unwrap();
+    for field in CONTACT_FIELDS {
+        let Some(v) = body
+            .get(*field)
+            .filter(|v| !v.is_null() && v != &&json!(""))
+        else {
+            continue;
+        };
+        let empty = contact
+            .get(*field)
+            .is_none_or(|old| old.is_null() || old == &json!("") || old == &json!(false));
+        // Without force_update, values already set are kept (research/aloware.md §2.2 a).
+        if created || force || empty {
+            contact.insert(field.to_string(), v.clone());
+        }
+    }
+    for list in list_ids(body.get("list_ids")) {
+        st.aloware_lists.entry(list).or_default().insert(id);
+    }
+    if created {
+        Reply::json(201, json!({"message": "Contact created."}))
+    } else {
+        Reply::json(200, json!({"message": "Contact updated."}))
+    }
+}
+
+fn lookup(st: &State, phone: Option<&str>) -> Reply {
+    let Some(phone) = phone.filter(|p| digits(p).len() >= 10) else {
+        return Reply::json(400, json!({"error": "Phone number is empty or invalid."}));
+    };
+    match find_by_phone(st, phone) {
+        Some(id) => Reply::json(200, st.aloware_contacts[&id].clone()),
+        None => Reply::json(404, json!({"error": "Contact not found."})),
+    }
+}
+
+fn remove_from_lists(st: &mut State, body: &Value) -> Reply {
+    let id = text_of(body.get("contact_id")).and_then(|s| s.parse::<u64>().ok());
+    match id.filter(|id| st.aloware_contacts.contains_key(id)) {
+        Some(id) => {
+            for members in st.aloware_lists.values_mut() {
+                members.remove(&id);
+            }
+            Reply::json(
+                200,
+                json!({"message": "The contact has been removed from the Power Dialer lists."}),
+            )
+        }
+        None => Reply::json(
+            404,
+            json!({"message": "The requested contact id does not exist."}),
+        ),
+    }
+}
+
+fn sms(st: &mut State, body: &Value) -> Reply {
+    let (Some(to), Some(message)) = (text_of(body.get("to")), text_of(body.get("message"))) else {
+        return Reply::json(
+            422,
+            json!({"errors": {"to": ["The to field is required."], "message": ["The message field is required."]}}),
+        );
+    };
+    st.aloware_sms.push(json!({"to": to, "message": message, "from": body.get("from"), "line_id": body.get("line_id")}));
+    Reply::json(202, json!({"message": "Message sent."}))
+}

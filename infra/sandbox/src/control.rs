@@ -1,0 +1,108 @@
+//! `/_sandbox/...`: inspect state and requests, reset, seed, inject faults.
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use serde_json::{json, Value};
+
+use crate::state::{Fault, State};
+use crate::{Incoming, Reply};
+
+pub fn handle(st: &mut State, req: &Incoming) -> Reply {
+    match (req.method.clone(), req.segments.as_slice()) {
+        (Method::GET, ["state"]) => Reply::json(200, snapshot(st)),
+        (Method::GET, ["requests"]) => {
+            let provider = req.query.get("provider");
+            let list: Vec<_> = st
+                .requests
+                .iter()
+                .filter(|r| provider.is_none_or(|p| &r.provider == p))
+                .collect();
+            Reply::json(200, json!(list))
+        }
+        (Method::POST, ["reset"]) => {
+            st.reset();
+            Reply::json(200, json!({"reset": true}))
+        }
+        (Method::POST, ["seed"]) => seed(st, &req.body),
+        (Method::POST, ["faults"]) => add_fault(st, &req.body),
+        (Method::DELETE, ["faults"]) => {
+            st.faults.clear();
+            Reply::json(200, json!({"faults": 0}))
+        }
+        _ => Reply::json(404, json!({"error": "unknown control endpoint"})),
+    }
+}
+
+fn snapshot(st: &State) -> Value {
+    let lists: serde_json::Map<String, Value> = st
+        .aloware_lists
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v.iter().collect::<Vec<_>>())))
+        .collect();
+    json!({
+        "ghl": {"contacts": st.ghl_contacts.values().collect::<Vec<_>>(), "notes": st.ghl_notes, "messages": st.ghl_messages},
+        "aloware": {"contacts": st.aloware_contacts.values().collect::<Vec<_>>(), "lists": lists, "sms": st.aloware_sms},
+        "texting": {"messages": st.texting_messages.values().collect::<Vec<_>>()},
+    })
+}
+
+/// `{"ghl_contacts": [...], "aloware_contacts": [...]}`: records stored as given (ids kept).
+fn seed(st: &mut State, body: &Value) -> Reply {
+    let mut n = 0;
+    for c in body
+        .get("ghl_contacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = c.get("id").and_then(Value::as_str) {
+            st.ghl_contacts.insert(id.to_string(), c.clone());
+            n += 1;
+        }
+    }
+    for c in body
+        .get("aloware_contacts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = c.get("id").and_then(Value::as_u64) {
+            st.aloware_contacts.insert(id, c.clone());
+            n += 1;
+        }
+    }
+    Reply::json(200, json!({"seeded": n}))
+}
+
+/// `{"provider"?: "ghl", "status"?: 500, "count"?: 3, "seconds"?: 120, "latency_ms"?: 200}`.
+fn add_fault(st: &mut State, body: &Value) -> Reply {
+    let status = body.get("status").and_then(Value::as_u64).map(|s| s as u16);
+    let latency_ms = body.get("latency_ms").and_then(Value::as_u64);
+    if status.is_none() && latency_ms.is_none() {
+        return Reply::json(
+            400,
+            json!({"error": "a fault needs a status or latency_ms"}),
+        );
+    }
+    let remaining = body.get("count").and_then(Value::as_u64).map(|n| n as u32);
+    let until = body
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let remaining = if remaining.is_none() && until.is_none() {
+        Some(1)
+    } else {
+        remaining
+    };
+    st.faults.push(Fault {
+        provider: body
+            .get("provider")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        status,
+        remaining,
+        until,
+        latency_ms,
+    });
+    Reply::json(200, json!({"faults": st.faults.len()}))
+}

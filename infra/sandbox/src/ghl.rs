@@ -1,0 +1,450 @@
+//! GHL API v2 (contacts `Version: 2021-07-28`, conversations `2021-04-15`), shapes from
+//! `reference/ghl/openapi/contacts.json` and `research/ghl.md` §1–2, §4, §7.
+use axum::http::Method;
+use serde_json::{json, Map, Value};
+
+use crate::state::State;
+use crate::{Incoming, Reply};
+
+const CONTACT_FIELDS: &[&str] = &[
+    "firstName",
+    "lastName",
+    "name",
+    "email",
+    "phone",
+    "dnd",
+    "dndSettings",
+    "source",
+    "companyName",
+    "address1",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "timezone",
+    "website",
+    "dateOfBirth",
+    "assignedTo",
+    "gender",
+];
+
+fn error(status: u16, message: &str) -> Reply {
+    Reply::json(status, json!({"statusCode": status, "message": message}))
+}
+
+fn unprocessable(messages: &[&str]) -> Reply {
+    Reply::json(
+        422,
+        json!({"statusCode": 422, "message": messages, "error": "Unprocessable Entity"}),
+    )
+}
+
+pub fn handle(st: &mut State, req: &Incoming) -> Reply {
+    let expected = format!("Bearer {}", st.config.ghl_token);
+    if req.header("authorization") != Some(expected.as_str()) {
+        return Reply::json(
+            401,
+            json!({"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"}),
+        );
+    }
+    let version = if req.segments.first() == Some(&"conversations") {
+        "2021-04-15"
+    } else {
+        "2021-07-28"
+    };
+    if req.header("version") != Some(version) {
+        return error(400, "Version header is missing or invalid");
+    }
+    let location = st.config.ghl_location_id.clone();
+    let limit = st.config.ghl_rate_max;
+    let window_ms = st.config.ghl_rate_window.as_millis().to_string();
+    let remaining = st.rate_take(&location);
+    let mut reply = match remaining {
+        Err(()) => error(429, "Too many requests"),
+        Ok(_) => route(st, req, &location),
+    };
+    reply.headers.extend([
+        ("x-ratelimit-max", limit.to_string()),
+        ("x-ratelimit-remaining", remaining.unwrap_or(0).to_string()),
+        ("x-ratelimit-interval-milliseconds", window_ms),
+        ("x-ratelimit-limit-daily", "200000".to_string()),
+        ("x-ratelimit-daily-remaining", "199000".to_string()),
+    ]);
+    reply
+}
+
+fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
+    let m = req.method;
+    match req.segments.as_slice() {
+        ["contacts", "upsert"] if m == Method::POST => upsert(st, &req.body, location),
+        ["contacts", "search", "duplicate"] if m == Method::GET => duplicate(st, req),
+        ["contacts", "search"] if m == Method::POST => search(st, &req.body),
+        ["contacts"] if m == Method::POST => create(st, &req.body, location),
+        ["contacts", id] => match *m {
+            Method::GET => with_contact(st, id, |c| Reply::json(200, json!({"contact": c}))),
+            Method::PUT => update(st, id, &req.body),
+            Method::DELETE => {
+                st.ghl_notes.remove(*id);
+                match st.ghl_contacts.remove(*id) {
+                    Some(_) => Reply::json(200, json!({"succeded": true})),
+                    None => error(400, "Contact not found"),
+                }
+            }
+            _ => not_found(req),
+        },
+        ["contacts", id, "tags"] if m == Method::POST || m == Method::DELETE => {
+            tags(st, id, &req.body, m == Method::POST)
+        }
+        ["contacts", id, "notes"] if m == Method::GET => match st.ghl_contacts.contains_key(*id) {
+            true => Reply::json(
+                200,
+                json!({"notes": st.ghl_notes.get(*id).cloned().unwrap_or_default()}),
+            ),
+            false => error(400, "Contact not found"),
+        },
+        ["contacts", id, "notes"] if m == Method::POST => create_note(st, id, &req.body),
+        ["contacts", id, "notes", note] if m == Method::PUT => update_note(st, id, note, &req.body),
+        ["contacts", id, "notes", note] if m == Method::GET => match find_note(st, id, note) {
+            Some(n) => Reply::json(200, json!({"note": n})),
+            None => error(404, "Note not found"),
+        },
+        ["conversations", "messages", direction @ ("inbound" | "outbound")]
+            if m == Method::POST =>
+        {
+            record_message(st, direction, &req.body)
+        }
+        _ => not_found(req),
+    }
+}
+
+fn not_found(req: &Incoming) -> Reply {
+    error(
+        404,
+        &format!("Cannot {} /{}", req.method, req.segments.join("/")),
+    )
+}
+
+fn with_contact(st: &State, id: &str, f: impl FnOnce(&Value) -> Reply) -> Reply {
+    match st.ghl_contacts.get(id) {
+        Some(c) => f(c),
+        None => error(400, "Contact not found"),
+    }
+}
+
+/// GHL stores tags lower-cased.
+fn normalise_tags(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|t| t.trim().to_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn apply_fields(contact: &mut Map<String, Value>, body: &Value) {
+    for field in CONTACT_FIELDS {
+        if let Some(v) = body.get(*field) {
+            contact.insert(field.to_string(), v.clone());
+        }
+    }
+    if let Some(email) = body.get("email").and_then(Value::as_str) {
+        contact.insert("email".into(), Value::from(email.trim().to_lowercase()));
+    }
+    // Writes take `{id|key, field_value}`; reads return `{id, value}`.
+    if let Some(fields) = body.get("customFields").and_then(Value::as_array) {
+        let existing = contact.entry("customFields").or_insert_with(|| json!([]));
+        let list = existing.as_array_mut().unwrap();
+        for f in fields {
+            let Some(id) = f.get("id").or_else(|| f.get("key")).and_then(Value::as_str) else {
+                continue;
+            };
+            let value = f
+                .get("field_value")
+                .or_else(|| f.get("value"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            list.retain(|e| e.get("id").and_then(Value::as_str) != Some(id));
+            list.push(json!({"id": id, "value": value}));
+        }
+    }
+    let first = contact
+        .get("firstName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let last = contact
+        .get("lastName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let full = format!("{first} {last}").trim().to_string();
+    if !full.is_empty() {
+        contact.insert("name".into(), Value::from(full));
+    }
+    contact.insert(
+        "dateUpdated".into(),
+        Value::from(chrono::Utc::now().to_rfc3339()),
+    );
+}
+
+fn new_contact(st: &mut State, body: &Value, location: &str) -> Value {
+    let id = st.ghl_id('c');
+    let mut c = Map::new();
+    c.insert("id".into(), Value::from(id.clone()));
+    c.insert("locationId".into(), Value::from(location));
+    c.insert("tags".into(), json!(normalise_tags(body.get("tags"))));
+    c.insert("customFields".into(), json!([]));
+    c.insert(
+        "dateAdded".into(),
+        Value::from(chrono::Utc::now().to_rfc3339()),
+    );
+    apply_fields(&mut c, body);
+    let contact = Value::Object(c);
+    st.ghl_contacts.insert(id, contact.clone());
+    contact
+}
+
+fn create(st: &mut State, body: &Value, location: &str) -> Reply {
+    if body.get("locationId").and_then(Value::as_str).is_none() {
+        return unprocessable(&["locationId should not be empty"]);
+    }
+    let contact = new_contact(st, body, location);
+    Reply::json(201, json!({"contact": contact}))
+}
+
+fn find_by(st: &State, email: Option<&str>, phone: Option<&str>) -> Option<String> {
+    let email = email
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
+    let by = |field: &str, want: &str| {
+        st.ghl_contacts
+            .iter()
+            .find(|(_, c)| {
+                c.get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(want))
+            })
+            .map(|(id, _)| id.clone())
+    };
+    email
+        .and_then(|e| by("email", &e))
+        .or_else(|| phone.filter(|p| !p.is_empty()).and_then(|p| by("phone", p)))
+}
+
+fn upsert(st: &mut State, body: &Value, location: &str) -> Reply {
+    if body.get("locationId").and_then(Value::as_str).is_none() {
+        return unprocessable(&["locationId should not be empty"]);
+    }
+    let existing = find_by(
+        st,
+        body.get("email").and_then(Value::as_str),
+        body.get("phone").and_then(Value::as_str),
+    );
+    let trace = uuid::Uuid::new_v4().to_string();
+    match existing {
+        Some(id) => {
+            let contact = st
+                .ghl_contacts
+                .get_mut(&id)
+                .unwrap()
+                .as_object_mut()
+                .unwrap();
+            apply_fields(contact, body);
+            // Upsert adds the given tags to the existing ones.
+            let mut tags = normalise_tags(contact.get("tags"));
+            for t in normalise_tags(body.get("tags")) {
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+            contact.insert("tags".into(), json!(tags));
+            Reply::json(
+                200,
+                json!({"new": false, "contact": Value::Object(contact.clone()), "traceId": trace}),
+            )
+        }
+        None => {
+            let contact = new_contact(st, body, location);
+            Reply::json(
+                200,
+                json!({"new": true, "contact": contact, "traceId": trace}),
+            )
+        }
+    }
+}
+
+fn update(st: &mut State, id: &str, body: &Value) -> Reply {
+    let Some(contact) = st.ghl_contacts.get_mut(id).and_then(Value::as_object_mut) else {
+        return error(400, "Contact not found");
+    };
+    apply_fields(contact, body);
+    // PUT replaces the whole tag list, as the real API does.
+    if body.get("tags").is_some() {
+        contact.insert("tags".into(), json!(normalise_tags(body.get("tags"))));
+    }
+    Reply::json(
+        200,
+        json!({"succeded": true, "contact": Value::Object(contact.clone())}),
+    )
+}
+
+fn tags(st: &mut State, id: &str, body: &Value, add: bool) -> Reply {
+    let Some(contact) = st.ghl_contacts.get_mut(id).and_then(Value::as_object_mut) else {
+        return error(400, "Contact not found");
+    };
+    let given = normalise_tags(body.get("tags"));
+    if given.is_empty() {
+        return unprocessable(&["tags should not be empty"]);
+    }
+    let mut tags = normalise_tags(contact.get("tags"));
+    if add {
+        for t in given {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+    } else {
+        tags.retain(|t| !given.contains(t));
+    }
+    contact.insert("tags".into(), json!(tags.clone()));
+    Reply::json(if add { 201 } else { 200 }, json!({"tags": tags}))
+}
+
+fn duplicate(st: &State, req: &Incoming) -> Reply {
+    if req.query.get("locationId").is_none_or(|l| l.is_empty()) {
+        return unprocessable(&["locationId should not be empty"]);
+    }
+    let id = find_by(
+        st,
+        req.query.get("email").map(String::as_str),
+        req.query.get("number").map(String::as_str),
+    );
+    Reply::json(
+        200,
+        json!({"contact": id.and_then(|id| st.ghl_contacts.get(&id).cloned())}),
+    )
+}
+
+fn search(st: &State, body: &Value) -> Reply {
+    if body.get("locationId").and_then(Value::as_str).is_none() {
+        return unprocessable(&["locationId should not be empty"]);
+    }
+    let page_limit = body.get("pageLimit").and_then(Value::as_u64).unwrap_or(20);
+    if page_limit == 0 || page_limit > 500 {
+        return unprocessable(&["pageLimit must not be greater than 500"]);
+    }
+    let page = body.get("page").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let filters = body
+        .get("filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let matches: Vec<&Value> = st
+        .ghl_contacts
+        .values()
+        .filter(|c| {
+            filters.iter().all(|f| {
+                let value = f
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_lowercase();
+                match (
+                    f.get("field").and_then(Value::as_str),
+                    f.get("operator").and_then(Value::as_str),
+                ) {
+                    (Some("tags"), Some("contains" | "eq")) => {
+                        normalise_tags(c.get("tags")).contains(&value)
+                    }
+                    _ => true,
+                }
+            })
+        })
+        .collect();
+    let total = matches.len();
+    let start = ((page - 1) * page_limit) as usize;
+    let contacts: Vec<Value> = matches
+        .into_iter()
+        .skip(start)
+        .take(page_limit as usize)
+        .cloned()
+        .collect();
+    Reply::json(200, json!({"contacts": contacts, "total": total}))
+}
+
+fn create_note(st: &mut State, contact_id: &str, body: &Value) -> Reply {
+    if !st.ghl_contacts.contains_key(contact_id) {
+        return error(400, "Contact not found");
+    }
+    let Some(text) = body
+        .get("body")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+    else {
+        return unprocessable(&["body should not be empty"]);
+    };
+    let note = json!({"id": st.ghl_id('n'), "body": text, "contactId": contact_id, "userId": null,
+        "dateAdded": chrono::Utc::now().to_rfc3339()});
+    st.ghl_notes
+        .entry(contact_id.to_string())
+        .or_default()
+        .push(note.clone());
+    Reply::json(201, json!({"note": note}))
+}
+
+fn find_note(st: &State, contact_id: &str, note_id: &str) -> Option<Value> {
+    st.ghl_notes
+        .get(contact_id)?
+        .iter()
+        .find(|n| n["id"] == note_id)
+        .cloned()
+}
+
+fn update_note(st: &mut State, contact_id: &str, note_id: &str, body: &Value) -> Reply {
+    let Some(text) = body
+        .get("body")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+    else {
+        return unprocessable(&["body should not be empty"]);
+    };
+    let note = st
+        .ghl_notes
+        .get_mut(contact_id)
+        .and_then(|ns| ns.iter_mut().find(|n| n["id"] == note_id));
+    match note {
+        Some(n) => {
+            n["body"] = Value::from(text);
+            Reply::json(200, json!({"note": n.clone()}))
+        }
+        None => error(404, "Note not found"),
+    }
+}
+
+fn record_message(st: &mut State, direction: &str, body: &Value) -> Reply {
+    let (Some(kind), Some(contact_id)) = (
+        body.get("type").and_then(Value::as_str),
+        body.get("contactId").and_then(Value::as_str),
+    ) else {
+        return unprocessable(&["type should not be empty", "contactId should not be empty"]);
+    };
+    if !st.ghl_contacts.contains_key(contact_id) {
+        return error(400, "Contact not found");
+    }
+    let message_id = st.ghl_id('m');
+    let conversation_id = body
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("conv-{contact_id}"));
+    st.ghl_messages.push(json!({"id": message_id, "direction": direction, "type": kind, "contactId": contact_id,
+        "conversationId": conversation_id, "message": body.get("message"), "attachments": body.get("attachments"),
+        "call": body.get("call"), "dateAdded": chrono::Utc::now().to_rfc3339()}));
+    Reply::json(
+        200,
+        json!({"success": true, "conversationId": conversation_id, "messageId": message_id, "message": "Message recorded", "contactId": contact_id}),
+    )
+}

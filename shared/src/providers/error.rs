@@ -1,0 +1,170 @@
+//! Provider failures, typed by what the caller should do about them.
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Ghl,
+    Aloware,
+    Texting,
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Ghl => "GHL",
+            Provider::Aloware => "Aloware",
+            Provider::Texting => "texting",
+        })
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{provider} {operation}: {message}")]
+pub struct ProviderError {
+    pub provider: Provider,
+    pub operation: &'static str,
+    pub status: Option<u16>,
+    pub message: String,
+    /// Whether the same call may succeed later (network, 408, 429, 5xx).
+    pub retryable: bool,
+    /// At least this long before retrying (GHL's rate-limit interval on a 429).
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    pub fn transport(provider: Provider, operation: &'static str, err: &reqwest::Error) -> Self {
+        ProviderError {
+            provider,
+            operation,
+            status: None,
+            message: format!(
+                "request failed: {}",
+                if err.is_timeout() {
+                    "timed out".into()
+                } else {
+                    err.to_string()
+                }
+            ),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// From a non-2xx answer. Credentials errors say so plainly: they need a person.
+    pub fn from_status(
+        provider: Provider,
+        operation: &'static str,
+        status: u16,
+        body: &str,
+    ) -> Self {
+        let detail = error_message(body).unwrap_or_else(|| truncate(body));
+        let message = match status {
+            401 | 403 => format!(
+                "credentials rejected (HTTP {status}): check the {provider} API token ({detail})"
+            ),
+            _ => format!("HTTP {status}: {detail}"),
+        };
+        ProviderError {
+            provider,
+            operation,
+            status: Some(status),
+            message,
+            retryable: matches!(status, 408 | 429) || status >= 500,
+            retry_after: None,
+        }
+    }
+
+    /// A 2xx answer that is not the JSON we asked for (Aloware answers unknown paths
+    /// with an HTML page and status 200).
+    pub fn unexpected_body(provider: Provider, operation: &'static str, body: &str) -> Self {
+        ProviderError {
+            provider,
+            operation,
+            status: None,
+            message: format!("answer is not the expected JSON: {}", truncate(body)),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// GHL's `message` is a string or an array of strings; Aloware uses `error`, `message`
+/// or Laravel's `errors {field: [..]}`.
+pub fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Value::Object(o) => Some(
+            o.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    };
+    ["message", "error", "errors", "detail"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(text))
+        .filter(|s| !s.is_empty())
+}
+
+fn truncate(body: &str) -> String {
+    let t: String = body.chars().take(160).collect();
+    if t.is_empty() {
+        "(empty body)".into()
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ghl_messages_as_string_or_array() {
+        assert_eq!(
+            error_message(r#"{"statusCode":400,"message":"Bad Request"}"#).as_deref(),
+            Some("Bad Request")
+        );
+        assert_eq!(
+            error_message(
+                r#"{"statusCode":422,"message":["a","b"],"error":"Unprocessable Entity"}"#
+            )
+            .as_deref(),
+            Some("a; b")
+        );
+        assert_eq!(
+            error_message(r#"{"errors":{"phone_number":["required"]}}"#).as_deref(),
+            Some("phone_number: required")
+        );
+        assert_eq!(error_message("<html>"), None);
+    }
+
+    #[test]
+    fn retryability_by_status() {
+        let e = |s| ProviderError::from_status(Provider::Ghl, "op", s, "{}");
+        assert!(e(429).retryable && e(500).retryable && e(503).retryable && e(408).retryable);
+        assert!(!e(400).retryable && !e(404).retryable && !e(422).retryable && !e(401).retryable);
+        assert!(e(401).message.contains("credentials rejected"));
+    }
+}

@@ -1,0 +1,126 @@
+//! GHL → Aloware: contacts through `forms` (the only write API), the id learned by phone
+//! lookup, GHL write-back when the merge fills GHL-side fields; ContactDelete drops the
+//! mapping and touches nothing in Aloware.
+use serde_json::{json, Map, Value};
+
+use super::{Outcome, SyncDeps, SyncError};
+use crate::adapters::sync_repo::{self, EventRow};
+use crate::domain::contact::{
+    aloware_fields, changed, fingerprint, ghl_fields, merge, Contact, Side,
+};
+use crate::domain::json::id_str;
+
+const DIRECTION: &str = "ghl_to_aloware";
+
+/// Whether a webhook body carries the contact itself (marketplace events do; workflow
+/// bodies are flattened and partial).
+fn is_complete(p: &Value) -> bool {
+    p.get("contact_id").is_none()
+        && (p.get("phone").is_some() || p.get("email").is_some())
+        && p.get("id").is_some()
+}
+
+pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncError> {
+    let ghl_id = event
+        .entity_id
+        .clone()
+        .ok_or_else(|| SyncError::Invalid("GHL contact event without id".into()))?;
+    if event.event_type == "ContactDelete" {
+        let removed = sync_repo::delete_mapping_by_ghl(&deps.pool, &ghl_id).await?;
+        return Ok(Outcome::Done {
+            direction: DIRECTION,
+            source_id: Some(ghl_id),
+            target_id: None,
+            decisions: json!({"mapping_removed": removed > 0, "aloware": "untouched"}),
+        });
+    }
+    let contact_json = if is_complete(&event.payload) {
+        event.payload.clone()
+    } else {
+        match deps.ghl.get_contact(&ghl_id).await? {
+            Some(c) => c,
+            None => return Ok(Outcome::Skipped("contact no longer exists in GHL".into())),
+        }
+    };
+    let incoming = Contact::from_ghl(&contact_json, &deps.default_country);
+    if sync_repo::is_echo(
+        &deps.pool,
+        "ghl",
+        &ghl_id,
+        &fingerprint(&incoming),
+        deps.echo_window_seconds,
+    )
+    .await?
+    {
+        return Ok(Outcome::Skipped("echo of a middleware write".into()));
+    }
+    let Some(phone) = incoming.phone.clone() else {
+        return Ok(Outcome::Skipped(
+            "no phone number: Aloware keys contacts by phone".into(),
+        ));
+    };
+    let current_json = deps.aloware.lookup_phone(&phone).await?;
+    let current = current_json
+        .as_ref()
+        .map(|c| Contact::from_aloware(c, &deps.default_country));
+    let merged = match &current {
+        Some(cur) => merge(&incoming, Side::Ghl, cur, deps.policy),
+        None => merge(&incoming, Side::Ghl, &Contact::default(), deps.policy),
+    };
+    let before = current.as_ref().map(aloware_fields).unwrap_or_default();
+    let diff = changed(&before, &aloware_fields(&merged.contact));
+    let mut aloware_id = current_json.as_ref().and_then(|c| id_str(c.get("id")));
+    let wrote_aloware = !diff.is_empty();
+    if wrote_aloware {
+        let mut form: Map<String, Value> =
+            diff.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        form.insert("phone_number".into(), Value::from(phone.clone()));
+        // The merge already decided each field: overwrite what it chose to change.
+        form.insert("force_update".into(), Value::from(current.is_some()));
+        deps.aloware.upsert_form(form).await?;
+        if aloware_id.is_none() {
+            aloware_id = deps
+                .aloware
+                .lookup_phone(&phone)
+                .await?
+                .and_then(|c| id_str(c.get("id")));
+        }
+        if let Some(id) = &aloware_id {
+            sync_repo::record_fingerprint(&deps.pool, "aloware", id, &fingerprint(&merged.contact))
+                .await?;
+        }
+    }
+    // Write-back: fields the merge took from Aloware into GHL's copy.
+    let write_back: Map<String, Value> =
+        changed(&ghl_fields(&incoming), &ghl_fields(&merged.contact))
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    if !write_back.is_empty() {
+        deps.ghl
+            .update_contact(&ghl_id, &Value::Object(write_back.clone()))
+            .await?;
+        sync_repo::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&merged.contact))
+            .await?;
+    }
+    sync_repo::save_mapping(
+        &deps.pool,
+        aloware_id.as_deref(),
+        &ghl_id,
+        Some(&phone),
+        incoming.email.as_deref(),
+        DIRECTION,
+    )
+    .await?;
+    if !wrote_aloware && write_back.is_empty() {
+        return Ok(Outcome::Skipped(
+            "no change: Aloware already up to date".into(),
+        ));
+    }
+    Ok(Outcome::Done {
+        direction: DIRECTION,
+        source_id: Some(ghl_id),
+        target_id: aloware_id,
+        decisions: json!({"policy": deps.policy, "fields": merged.decisions, "ghl_write_back": write_back.keys().collect::<Vec<_>>()}),
+    })
+}

@@ -1,0 +1,471 @@
+//! End to end: webhook → ingest handler → SQS FIFO queue (moto) → `process-webhook-events`
+//! fed the received messages as Lambda's trigger would (successes deleted, failures left
+//! for redelivery) → provider sandbox over HTTP. Then the sandbox's state is checked.
+mod common;
+
+use common::*;
+use df_sandbox::SandboxConfig;
+use df_shared::ingest::{aloware, ghl};
+use df_shared::pipeline::{sqs_event, Consumer};
+use serde_json::{json, Value};
+
+struct World {
+    stack: Stack,
+    sandbox: String,
+    consumer: Consumer,
+    aloware: aloware::AlowareConfig,
+    ghl: ghl::GhlConfig,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn new() -> World {
+        Self::with(SandboxConfig::default()).await
+    }
+
+    async fn with(sandbox_config: SandboxConfig) -> World {
+        let policy = "merge";
+        let sandbox = df_sandbox::spawn(sandbox_config).await;
+        let stack = Stack::new().await;
+        let consumer_settings = df_shared::lambda::Settings::from_pairs([
+            ("DATABASE_URL", stack.database_url.as_str()),
+            ("WEBHOOK_EVENTS_QUEUE_URL", stack.queue_url.as_str()),
+            ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
+            ("GHL_API_KEY", "sandbox-ghl-token"),
+            ("GHL_LOCATION_ID", "sandbox-location"),
+            ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
+            ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+            ("CONTACT_SOURCE_OF_TRUTH", policy),
+            ("RETRY_BASE_SECONDS", "0"),
+        ]);
+        let consumer = Consumer::from_settings(&consumer_settings)
+            .await
+            .expect("consumer");
+        World {
+            aloware: aloware::AlowareConfig::from_settings(&stack.settings).unwrap(),
+            ghl: ghl::GhlConfig::from_settings(&stack.settings).unwrap(),
+            stack,
+            sandbox,
+            consumer,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn aloware_webhook(&self, body: Value) -> Value {
+        let req = post(
+            "/api/webhooks/aloware",
+            &[("authorization", &basic_auth())],
+            body.to_string(),
+        );
+        let (status, answer) =
+            json_of(aloware::handle(&self.stack.ingest, &self.aloware, req).await).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    async fn ghl_workflow_webhook(&self, body: Value) -> Value {
+        let req = post(
+            "/api/webhooks/ghl",
+            &[("x-df-workflow-secret", WORKFLOW_SECRET)],
+            body.to_string(),
+        );
+        let (status, answer) = json_of(ghl::handle(&self.stack.ingest, &self.ghl, req).await).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    /// Act as Lambda's SQS trigger until the queue is empty: batches of up to 10,
+    /// successes deleted, reported failures left to reappear after their visibility.
+    async fn drain_queue(&self) {
+        let sqs = sqs().await;
+        let mut idle = 0;
+        for _ in 0..600 {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.stack.queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                idle += 1;
+                if idle >= 3 && self.in_flight(&sqs).await == 0 {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            idle = 0;
+            let response = self
+                .consumer
+                .handle(sqs_event::from_received(
+                    &messages,
+                    "arn:aws:sqs:us-east-1:123456789012:test.fifo",
+                ))
+                .await;
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            for m in &messages {
+                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                    sqs.delete_message()
+                        .queue_url(&self.stack.queue_url)
+                        .receipt_handle(m.receipt_handle().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        panic!("queue did not drain");
+    }
+
+    async fn in_flight(&self, sqs: &aws_sdk_sqs::Client) -> i64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(&self.stack.queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |a: A| {
+            attrs
+                .get(&a)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+    }
+
+    async fn sandbox_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/{path}", self.sandbox))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn sandbox_post(&self, path: &str, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/_sandbox/{path}", self.sandbox))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    async fn state(&self) -> Value {
+        self.sandbox_get("state").await
+    }
+
+    async fn requests(&self, provider: &str) -> Vec<Value> {
+        self.sandbox_get(&format!("requests?provider={provider}"))
+            .await
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn statuses(&self) -> Vec<(String, String, Option<String>)> {
+        let client = db_client(&self.stack.database_url).await;
+        client
+            .query("SELECT event_type, status, coalesce(skip_reason, error_message) FROM webhook_events ORDER BY received_at", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+}
+
+/// A call lifecycle of the captured shape (init → disposition → recording → summary).
+fn call_lifecycle() -> Vec<Value> {
+    let base = json!({"id": 940868616, "direction": 2, "talk_time": 63, "wait_time": 2, "user_id": 120776,
+        "incoming_number": "+12025550142", "lead_number": "+12025550177", "created_at": "2026-08-05 20:58:49"});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    vec![
+        json!({"event": "OutboundPhoneCall", "body": with(json!({"current_status2": 1, "disposition_status2": 1, "talk_time": 0, "user_id": null}))}),
+        json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": with(json!({"current_status2": 9, "disposition_status2": 4, "call_disposition": "No Answer"}))}),
+        json!({"event": "Recording-Saved", "body": with(json!({"current_status2": 9, "disposition_status2": 4, "direct_recording_url": "https://app.aloware.io/static/recording/fixture"}))}),
+        json!({"event": "transcription.call.summarized", "body": {"communication": {"id": 940868616}, "summary": "Seller confirmed coverage and scheduled a callback.",
+            "transcription": {"id": 1, "transcription_id": "abc", "driver": "deepgram"}, "contact": {"id": 155091981}}}),
+    ]
+}
+
+#[tokio::test]
+async fn a_call_lifecycle_yields_exactly_one_note_with_everything() {
+    let w = World::new().await;
+    for event in call_lifecycle() {
+        w.aloware_webhook(event).await;
+    }
+    // Call-Disposed repeating the disposition is a duplicate at ingest.
+    let repeat = json!({"event": "Call-Disposed", "body": call_lifecycle()[1]["body"].clone()});
+    assert_eq!(w.aloware_webhook(repeat).await["duplicate"], true);
+    w.drain_queue().await;
+
+    let state = w.state().await;
+    let contacts = state["ghl"]["contacts"].as_array().unwrap();
+    assert_eq!(
+        contacts.len(),
+        1,
+        "one contact created for the lead: {contacts:?}"
+    );
+    assert_eq!(contacts[0]["phone"], "+12025550177");
+    let tags: Vec<&str> = contacts[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"call: no answer") && tags.contains(&"outbound call"),
+        "{tags:?}"
+    );
+    let notes = state["ghl"]["notes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|n| n.as_array().unwrap().clone())
+        .collect::<Vec<_>>();
+    assert_eq!(notes.len(), 1, "one note per call: {notes:?}");
+    let body = notes[0]["body"].as_str().unwrap();
+    for part in [
+        "Disposition: No Answer",
+        "https://app.aloware.io/static/recording/fixture",
+        "Seller confirmed coverage",
+    ] {
+        assert!(body.contains(part), "{part} missing from note: {body}");
+    }
+    let statuses = w.statuses().await;
+    assert_eq!(
+        statuses[0].1, "skipped",
+        "initiation is skipped: {statuses:?}"
+    );
+    assert!(statuses[1..].iter().all(|s| s.1 == "done"), "{statuses:?}");
+    // GHL calls per call event: ≤ 3 (SPEC §12).
+    let ghl_calls = w.requests("ghl").await.len();
+    assert!(
+        ghl_calls <= 3 + 1 + 1,
+        "disposition ≤ 3, recording 1, summary 1; got {ghl_calls}"
+    );
+}
+
+#[tokio::test]
+async fn aloware_contact_reaches_ghl_and_its_echo_is_skipped() {
+    let w = World::new().await;
+    let contact = json!({"id": 155091981, "first_name": "Test", "last_name": "Merchant", "phone_number": "+12025550177",
+        "email": "merchant@example.com", "timezone": "America/New_York", "lead_source": "Google Ads", "intake_source": "gohighlevel"});
+    w.aloware_webhook(json!({"event": "Contact-Created", "body": contact}))
+        .await;
+    w.drain_queue().await;
+    let state = w.state().await;
+    let ghl_contact = state["ghl"]["contacts"][0].clone();
+    assert_eq!(ghl_contact["firstName"], "Test");
+    assert_eq!(ghl_contact["email"], "merchant@example.com");
+    let fields = ghl_contact["customFields"].to_string();
+    assert!(
+        fields.contains("aloware_contact_id") && fields.contains("155091981"),
+        "{fields}"
+    );
+
+    // GHL now sends the ContactUpdate our write caused: an echo, not a change.
+    let echo = json!({"contact_id": ghl_contact["id"], "customData": {"event": "ContactUpdate"}});
+    w.ghl_workflow_webhook(echo).await;
+    let aloware_before = w.requests("aloware").await.len();
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses.last().unwrap().1, "skipped");
+    assert_eq!(
+        statuses.last().unwrap().2.as_deref(),
+        Some("echo of a middleware write"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        w.requests("aloware").await.len(),
+        aloware_before,
+        "no Aloware call for an echo"
+    );
+
+    // The same contact again changes nothing and writes nothing.
+    let ghl_writes = |reqs: &[Value]| reqs.iter().filter(|r| r["method"] != "GET").count();
+    let before = ghl_writes(&w.requests("ghl").await);
+    let mut again = contact.clone();
+    again["updated_at"] = json!("later");
+    w.aloware_webhook(json!({"event": "Contact-Updated", "body": again}))
+        .await;
+    w.drain_queue().await;
+    assert_eq!(
+        ghl_writes(&w.requests("ghl").await),
+        before,
+        "an unchanged contact costs no write"
+    );
+}
+
+#[tokio::test]
+async fn ghl_contact_reaches_aloware_and_twenty_updates_end_in_the_last() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [{"id": "gc1", "locationId": "sandbox-location", "firstName": "Ann",
+        "lastName": "Lee", "phone": "+12025550111", "email": "ann@example.com", "tags": []}]}),
+    )
+    .await;
+    for i in 0..20 {
+        // Each workflow delivery makes the consumer re-read the contact; change it first.
+        let r = w.http.post(format!("{}/_sandbox/seed", w.sandbox)).json(&json!({"ghl_contacts": [{"id": "gc1",
+            "locationId": "sandbox-location", "firstName": format!("Ann{i}"), "lastName": "Lee", "phone": "+12025550111",
+            "email": "ann@example.com", "tags": []}]})).send().await.unwrap();
+        assert!(r.status().is_success());
+        w.ghl_workflow_webhook(
+            json!({"contact_id": "gc1", "first_name": format!("Ann{i}"), "customData": {"seq": i}}),
+        )
+        .await;
+    }
+    w.drain_queue().await;
+    let state = w.state().await;
+    let alo = state["aloware"]["contacts"].as_array().unwrap();
+    assert_eq!(alo.len(), 1, "{alo:?}");
+    assert_eq!(
+        alo[0]["first_name"], "Ann19",
+        "final state equals the last update"
+    );
+    assert_eq!(alo[0]["phone_number"], "+12025550111");
+    let client = db_client(&w.stack.database_url).await;
+    let mapped: i64 = client.query_one("SELECT count(*) FROM contact_mappings WHERE ghl_contact_id = 'gc1' AND aloware_contact_id IS NOT NULL", &[]).await.unwrap().get(0);
+    assert_eq!(mapped, 1);
+    let logged: i64 = client
+        .query_one("SELECT count(*) FROM sync_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 20, "one sync_log row per sync");
+    // No Aloware endpoint that does not exist was called.
+    for r in w.requests("aloware").await {
+        let path = r["path"].as_str().unwrap();
+        assert!(
+            path.starts_with("/aloware/api/v1/webhook/forms")
+                || path.starts_with("/aloware/api/v1/webhook/contact/phone-number"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn provider_errors_retry_until_done_without_double_writes() {
+    // A 1 s rate window keeps the 429 back-off (one window) short.
+    let w = World::with(SandboxConfig {
+        ghl_rate_window: std::time::Duration::from_secs(1),
+        ..SandboxConfig::default()
+    })
+    .await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 500, "count": 3}),
+    )
+    .await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 429, "count": 2}),
+    )
+    .await;
+    w.aloware_webhook(call_lifecycle()[1].clone()).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "done", "{statuses:?}");
+    let state = w.state().await;
+    let notes: usize = state["ghl"]["notes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_array().unwrap().len())
+        .sum();
+    assert_eq!(notes, 1, "applied once despite five failed attempts");
+    let client = db_client(&w.stack.database_url).await;
+    let attempts: i32 = client
+        .query_one("SELECT attempts FROM webhook_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(attempts >= 2, "retried ({attempts} attempts)");
+}
+
+#[tokio::test]
+async fn a_poison_event_ends_as_error_while_others_proceed() {
+    let w = World::new().await;
+    // No phone, no email: nothing to key the contact on. Not retryable.
+    w.aloware_webhook(
+        json!({"event": "Contact-Created", "body": {"id": 1, "first_name": "Nobody"}}),
+    )
+    .await;
+    w.aloware_webhook(call_lifecycle()[1].clone()).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "error");
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("neither phone nor email"),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[1].1, "done");
+}
+
+#[tokio::test]
+async fn contact_delete_drops_the_mapping_and_leaves_aloware_alone() {
+    let w = World::new().await;
+    let client = db_client(&w.stack.database_url).await;
+    client.execute("INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id) VALUES ('77', 'gdel')", &[]).await.unwrap();
+    let signer = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
+    use ed25519_dalek::pkcs8::EncodePublicKey as _;
+    use ed25519_dalek::Signer as _;
+    let keys = df_shared::auth::GhlKeys::from_pem(
+        &signer
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+        df_shared::auth::ghl_signature::PUBLISHED_RSA_PEM,
+    )
+    .unwrap();
+    let mut w = w;
+    w.ghl = ghl::GhlConfig::new(keys, None);
+    let body = json!({"type": "ContactDelete", "id": "gdel", "locationId": "sandbox-location", "phone": "+12025550123"}).to_string();
+    use base64::Engine;
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(body.as_bytes()).to_bytes());
+    let req = post("/api/webhooks/ghl", &[("x-ghl-signature", &sig)], body);
+    assert_eq!(
+        ghl::handle(&w.stack.ingest, &w.ghl, req).await.status(),
+        200
+    );
+    w.drain_queue().await;
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM contact_mappings", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert!(
+        w.requests("aloware").await.is_empty(),
+        "ContactDelete touches nothing in Aloware"
+    );
+}
