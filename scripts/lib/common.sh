@@ -172,3 +172,34 @@ ensure_psql() {
   log "installing the PostgreSQL client"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
 }
+
+# Providers: the sandbox unless real credentials are configured. GHL_API_KEY /
+# ALOWARE_API_TOKEN set (with their base URLs, or the real defaults) mean real services.
+provider_defaults() {
+  local sandbox="http://127.0.0.1:$1"
+  if [ -z "${GHL_API_KEY:-}" ]; then
+    export GHL_BASE_URL="$sandbox/ghl" GHL_API_KEY=sandbox-ghl-token GHL_LOCATION_ID="${GHL_LOCATION_ID:-sandbox-location}"
+  fi
+  if [ -z "${ALOWARE_API_TOKEN:-}" ]; then
+    export ALOWARE_BASE_URL="$sandbox/aloware" ALOWARE_API_TOKEN=sandbox-aloware-token
+  fi
+  if [ -z "${TEXTING_API_KEY:-}" ]; then
+    export TEXTING_BASE_URL="$sandbox/texting" TEXTING_API_KEY=sandbox-texting-key
+  fi
+}
+
+# The provider sandbox (GHL, Aloware, texting on loopback).
+start_sandbox() {
+  local port="$1" logfile="$2"
+  port_open 127.0.0.1 "$port" && die "port $port is in use (the sandbox's)"
+  DF_SANDBOX_PORT="$port" "$ROOT/target/debug/df-sandbox" >"$logfile" 2>&1 &
+  STARTED+=("pid:$!")
+  wait_port 127.0.0.1 "$port" "df-sandbox"
+}
+
+# The local SQS trigger: queues → consumers through cargo lambda watch's invoke API.
+start_bridge() {
+  local invoke_port="$1" logfile="$2"
+  DF_INVOKE_URL="http://127.0.0.1:$invoke_port" "$ROOT/target/debug/df-bridge" >"$logfile" 2>&1 &
+  STARTED+=("pid:$!")
+}

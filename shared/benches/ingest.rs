@@ -33,6 +33,19 @@ fn contact_body(i: usize, run: &str) -> String {
     .to_string()
 }
 
+/// A new, empty FIFO queue: moto's SendMessage slows down as a FIFO queue fills, so
+/// each phase that enqueues gets its own.
+async fn fresh_queue(aws: &aws_config::SdkConfig) -> df_shared::adapters::queue::EventQueue {
+    let out = aws_sdk_sqs::Client::new(aws)
+        .create_queue()
+        .queue_name(format!("bench-{}.fifo", Uuid::new_v4().simple()))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create a queue in the emulator");
+    df_shared::adapters::queue::EventQueue::new(aws, out.queue_url().unwrap())
+}
+
 /// Run `total` operations over `concurrency` tasks; returns operations per second.
 async fn throughput<F, Fut>(total: usize, concurrency: usize, op: F) -> f64
 where
@@ -145,6 +158,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4000);
+    let moto_total: usize = std::env::var("DF_BENCH_MOTO_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
 
     println!(
         "== ingest benchmark (Postgres: {}, SQS: moto at {endpoint})",
@@ -190,7 +207,7 @@ async fn main() {
                       VALUES ('ghl', 'ContactUpdate', 'contact', $1, $2, 'loc', $3::text::jsonb, $4)";
     let body_len = bodies[0].0.len();
     println!("throughput (ops/s; payload ≈ {body_len} bytes; pool of 16):");
-    let mut rows = Vec::new();
+    println!("  (moto phases: {moto_total} operations each, on a fresh queue)");
     for (concurrency, total) in [(1usize, n1), (16usize, n16)] {
         let tag = Uuid::new_v4().simple().to_string();
         let pool = ingest.pool.clone();
@@ -209,8 +226,9 @@ async fn main() {
         })
         .await;
 
-        let queue = ingest.queue.clone();
-        let send = throughput(total.min(1500), concurrency, move |i| {
+        let aws = df_shared::adapters::queue::aws_config().await;
+        let queue = fresh_queue(&aws).await;
+        let send = throughput(moto_total, concurrency, move |i| {
             let queue = queue.clone();
             async move {
                 queue
@@ -254,7 +272,7 @@ async fn main() {
 
         // The full handler: the above plus SendMessage to moto and the JSON answer.
         let run = Uuid::new_v4().simple().to_string();
-        let full_total = total.min(1500);
+        let full_total = moto_total;
         let requests: Arc<Vec<(String, String)>> = Arc::new(
             (0..full_total)
                 .map(|i| {
@@ -265,7 +283,9 @@ async fn main() {
                 .collect(),
         );
         let cfg = Arc::new(GhlConfig::new(keys.clone(), None));
-        let ingest2 = Arc::new(ingest.clone());
+        let mut fresh = ingest.clone();
+        fresh.queue = fresh_queue(&aws).await;
+        let ingest2 = Arc::new(fresh);
         let full = throughput(full_total, concurrency, move |i| {
             let (cfg, ingest, requests) = (cfg.clone(), ingest2.clone(), requests.clone());
             async move {
@@ -281,9 +301,7 @@ async fn main() {
             }
         })
         .await;
-        rows.push((concurrency, bare, send, store_only, full));
-    }
-    for (c, bare, send, store_only, full) in &rows {
+        let c = concurrency;
         println!("  concurrency {c:>2}: bare INSERT {bare:>8.0} | moto SendMessage {send:>6.0} | ingest to commit {store_only:>8.0} ({:.0} % of INSERT) | full handler incl. enqueue {full:>6.0} ({:.0} % of INSERT; {:.0} % of the serial INSERT+send bound {:.0})",
             100.0 * store_only / bare, 100.0 * full / bare, 100.0 * full / (1.0 / (1.0 / bare + 1.0 / send)), 1.0 / (1.0 / bare + 1.0 / send));
     }

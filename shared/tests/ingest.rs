@@ -101,7 +101,7 @@ async fn fixtures_get_the_contracted_answers() {
             ),
             (
                 "ghl".into(),
-                "contact".into(),
+                "tag".into(),
                 Some("nmFmQEsNgz6AVpgLVUJ0".into()),
                 "pending".into()
             ),

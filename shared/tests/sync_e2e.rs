@@ -20,24 +20,28 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        Self::with(SandboxConfig::default()).await
+        Self::with(SandboxConfig::default(), &[]).await
     }
 
-    async fn with(sandbox_config: SandboxConfig) -> World {
+    async fn with(sandbox_config: SandboxConfig, extra: &[(&str, &str)]) -> World {
         let policy = "merge";
         let sandbox = df_sandbox::spawn(sandbox_config).await;
         let stack = Stack::new().await;
-        let consumer_settings = df_shared::lambda::Settings::from_pairs([
-            ("DATABASE_URL", stack.database_url.as_str()),
-            ("WEBHOOK_EVENTS_QUEUE_URL", stack.queue_url.as_str()),
-            ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
-            ("GHL_API_KEY", "sandbox-ghl-token"),
-            ("GHL_LOCATION_ID", "sandbox-location"),
-            ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
-            ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-            ("CONTACT_SOURCE_OF_TRUTH", policy),
-            ("RETRY_BASE_SECONDS", "0"),
-        ]);
+        let consumer_settings = df_shared::lambda::Settings::from_pairs(
+            [
+                ("DATABASE_URL", stack.database_url.as_str()),
+                ("WEBHOOK_EVENTS_QUEUE_URL", stack.queue_url.as_str()),
+                ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
+                ("GHL_API_KEY", "sandbox-ghl-token"),
+                ("GHL_LOCATION_ID", "sandbox-location"),
+                ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
+                ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+                ("CONTACT_SOURCE_OF_TRUTH", policy),
+                ("RETRY_BASE_SECONDS", "0"),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied()),
+        );
         let consumer = Consumer::from_settings(&consumer_settings)
             .await
             .expect("consumer");
@@ -79,7 +83,8 @@ impl World {
     async fn drain_queue(&self) {
         let sqs = sqs().await;
         let mut idle = 0;
-        for _ in 0..600 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(400);
+        while std::time::Instant::now() < deadline {
             let out = sqs
                 .receive_message()
                 .queue_url(&self.stack.queue_url)
@@ -371,10 +376,13 @@ async fn ghl_contact_reaches_aloware_and_twenty_updates_end_in_the_last() {
 #[tokio::test]
 async fn provider_errors_retry_until_done_without_double_writes() {
     // A 1 s rate window keeps the 429 back-off (one window) short.
-    let w = World::with(SandboxConfig {
-        ghl_rate_window: std::time::Duration::from_secs(1),
-        ..SandboxConfig::default()
-    })
+    let w = World::with(
+        SandboxConfig {
+            ghl_rate_window: std::time::Duration::from_secs(1),
+            ..SandboxConfig::default()
+        },
+        &[],
+    )
     .await;
     w.sandbox_post(
         "faults",
@@ -468,4 +476,131 @@ async fn contact_delete_drops_the_mapping_and_leaves_aloware_alone() {
         w.requests("aloware").await.is_empty(),
         "ContactDelete touches nothing in Aloware"
     );
+}
+
+#[tokio::test]
+async fn ghl_tags_drive_aloware_power_dialer_lists() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[(
+            "ALOWARE_LIST_MAP",
+            r#"{"Hot Lead": "101", "call list": 102}"#,
+        )],
+    )
+    .await;
+    let tag_update = |tags: &str| json!({"contact_id": "gt1", "phone": "+12025550155", "tags": tags, "customData": {"event": "ContactTagUpdate"}});
+    w.ghl_workflow_webhook(tag_update("hot lead,call list,unmapped"))
+        .await;
+    w.drain_queue().await;
+    let lists = w.state().await["aloware"]["lists"].clone();
+    let contact_id = w.state().await["aloware"]["contacts"][0]["id"].clone();
+    assert_eq!(lists["101"], json!([contact_id]), "{lists}");
+    assert_eq!(lists["102"], json!([contact_id]), "{lists}");
+
+    w.ghl_workflow_webhook(tag_update("call list,unmapped"))
+        .await;
+    w.drain_queue().await;
+    let lists = w.state().await["aloware"]["lists"].clone();
+    assert_eq!(
+        lists.get("101").cloned().unwrap_or(json!([])),
+        json!([]),
+        "removed from the untagged list: {lists}"
+    );
+    assert_eq!(
+        lists["102"],
+        json!([contact_id]),
+        "still on the list it is tagged for: {lists}"
+    );
+
+    // An unmapped tag change alone is skipped with its reason.
+    w.ghl_workflow_webhook(tag_update("call list")).await;
+    w.drain_queue().await;
+    let last = w.statuses().await.pop().unwrap();
+    assert_eq!(last.1, "skipped");
+    assert!(last.2.unwrap().starts_with("no mapped tag changed"));
+}
+
+/// The sandbox's GHL fails every request with 500 for DF_OUTAGE_SECONDS (default 20;
+/// SPEC's scenario is two minutes: `DF_OUTAGE_SECONDS=120`), then recovers.
+#[tokio::test]
+async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
+    let outage: f64 = std::env::var("DF_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20.0);
+    let w = World::with(SandboxConfig::default(), &[("RETRY_BASE_SECONDS", "1")]).await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 500, "seconds": outage}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let mut call = call_lifecycle()[1].clone();
+        call["body"]["id"] = json!(1000 + i);
+        call["body"]["lead_number"] = json!(format!("+1202555012{i}"));
+        w.aloware_webhook(call).await;
+    }
+    w.drain_queue().await;
+    assert!(
+        started.elapsed().as_secs_f64() >= outage,
+        "drained only after the outage"
+    );
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let notes_created = w
+        .requests("ghl")
+        .await
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"].as_str().unwrap().ends_with("/notes")
+                && r["status"] == 201
+        })
+        .count();
+    assert_eq!(notes_created, 5, "each call's note written exactly once");
+    let failed = w
+        .requests("ghl")
+        .await
+        .iter()
+        .filter(|r| r["status"] == 500)
+        .count();
+    assert!(
+        failed >= 5,
+        "the outage was felt ({failed} failed requests)"
+    );
+}
+
+#[tokio::test]
+async fn a_429_storm_loses_nothing() {
+    let w = World::with(
+        SandboxConfig {
+            ghl_rate_window: std::time::Duration::from_secs(1),
+            ..SandboxConfig::default()
+        },
+        &[],
+    )
+    .await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 429, "count": 25}),
+    )
+    .await;
+    for i in 0..8 {
+        let mut call = call_lifecycle()[1].clone();
+        call["body"]["id"] = json!(2000 + i);
+        call["body"]["lead_number"] = json!(format!("+1202555013{i}"));
+        w.aloware_webhook(call).await;
+    }
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses.len(), 8);
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let notes: usize = w.state().await["ghl"]["notes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_array().unwrap().len())
+        .sum();
+    assert_eq!(notes, 8);
 }

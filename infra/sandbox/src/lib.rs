@@ -178,7 +178,17 @@ async fn dispatch(
     }
     let mut st = shared.lock().unwrap();
     let reply = match (fault.and_then(|f| f.status), provider.as_str()) {
-        (Some(status), p) => injected(status, p),
+        (Some(status), p) => {
+            let mut reply = injected(status, p);
+            if p == "ghl" && status == 429 {
+                let window = st.config.ghl_rate_window.as_millis().to_string();
+                reply.headers.push(("x-ratelimit-remaining", "0".into()));
+                reply
+                    .headers
+                    .push(("x-ratelimit-interval-milliseconds", window));
+            }
+            reply
+        }
         (None, "ghl") => ghl::handle(&mut st, &incoming),
         (None, "aloware") => aloware::handle(&mut st, &incoming),
         (None, "texting") => texting::handle(&mut st, &incoming),

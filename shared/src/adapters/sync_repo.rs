@@ -263,3 +263,54 @@ pub async fn write_sync_log(pool: &Pool, e: &SyncLogEntry<'_>) -> Result<(), Rep
         .map_err(err)?;
     Ok(())
 }
+
+pub async fn tag_snapshot(pool: &Pool, ghl_id: &str) -> Result<Vec<String>, RepoError> {
+    let client = pool.get().await.map_err(err)?;
+    let row = client
+        .query_opt(
+            "SELECT tags FROM contact_tag_snapshots WHERE ghl_contact_id = $1",
+            &[&ghl_id],
+        )
+        .await
+        .map_err(err)?;
+    Ok(row.map(|r| r.get(0)).unwrap_or_default())
+}
+
+pub async fn save_tag_snapshot(
+    pool: &Pool,
+    ghl_id: &str,
+    tags: &std::collections::BTreeSet<String>,
+) -> Result<(), RepoError> {
+    let client = pool.get().await.map_err(err)?;
+    let tags: Vec<&String> = tags.iter().collect();
+    client
+        .execute(
+            "INSERT INTO contact_tag_snapshots (ghl_contact_id, tags) VALUES ($1, $2)
+             ON CONFLICT (ghl_contact_id) DO UPDATE SET tags = EXCLUDED.tags, updated_at = now()",
+            &[&ghl_id, &tags],
+        )
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Tag → list id: `call_list_mappings` rows over the configured map (rows win).
+pub async fn call_list_map(
+    pool: &Pool,
+    configured: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, RepoError> {
+    let client = pool.get().await.map_err(err)?;
+    let rows = client
+        .query(
+            "SELECT ghl_tag, aloware_list_id FROM call_list_mappings",
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let mut map = configured.clone();
+    map.extend(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0).to_lowercase(), r.get(1))),
+    );
+    Ok(map)
+}

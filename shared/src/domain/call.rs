@@ -55,7 +55,7 @@ pub fn kind_of(event_type: &str, body: &Value) -> CallEventKind {
     let disposed = name.contains("disposition")
         || name == "call-disposed"
         || body.get("call_disposition").is_some()
-        || matches!(status, Some(3 | 4 | 5))
+        || matches!(status, Some(3..=5))
         || text_status.as_deref().is_some_and(|s| s != "in-progress");
     if disposed {
         CallEventKind::Disposition

@@ -398,6 +398,25 @@ pub fn changed<'a>(
         .collect()
 }
 
+/// Hash of the fields a sync writes, for loop prevention: the echo of our own write
+/// carries the same values and therefore the same hash.
+pub fn fingerprint(c: &Contact) -> String {
+    let parts = [
+        &c.first_name,
+        &c.last_name,
+        &c.phone,
+        &c.email,
+        &c.timezone,
+        &c.address,
+        &c.city,
+        &c.state,
+        &c.postal_code,
+        &c.country,
+    ];
+    let joined: Vec<&str> = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect();
+    super::dedupe::body_hash(joined.join("\u{1f}").as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,23 +556,4 @@ mod tests {
             ["email", "lastName"]
         );
     }
-}
-
-/// Hash of the fields a sync writes, for loop prevention: the echo of our own write
-/// carries the same values and therefore the same hash.
-pub fn fingerprint(c: &Contact) -> String {
-    let parts = [
-        &c.first_name,
-        &c.last_name,
-        &c.phone,
-        &c.email,
-        &c.timezone,
-        &c.address,
-        &c.city,
-        &c.state,
-        &c.postal_code,
-        &c.country,
-    ];
-    let joined: Vec<&str> = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect();
-    super::dedupe::body_hash(joined.join("\u{1f}").as_bytes())
 }

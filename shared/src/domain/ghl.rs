@@ -115,8 +115,13 @@ pub fn classify_workflow(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlE
             .get("location")
             .and_then(|l| id_str(l.get("id")))
             .or_else(|| location_id(payload)),
+        // "Tag added/removed" automations carry the contact's tags: list sync input.
+        entity_type: if event_type.contains("Tag") {
+            EntityType::Tag
+        } else {
+            EntityType::Contact
+        },
         event_type,
-        entity_type: EntityType::Contact,
         entity_id: Some(contact_id),
     };
     Ok(GhlWebhook {

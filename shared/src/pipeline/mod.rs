@@ -44,6 +44,29 @@ struct QueueMessage {
     kind: String,
 }
 
+/// `ALOWARE_LIST_MAP`: a JSON object of GHL tag → Aloware list id (string or number).
+fn parse_list_map(json: &str) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "ALOWARE_LIST_MAP",
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid("must be a JSON object".into()))?;
+    object
+        .iter()
+        .map(|(tag, list)| {
+            crate::domain::json::id_str(Some(list))
+                .map(|l| (tag.trim().to_lowercase(), l))
+                .ok_or_else(|| {
+                    invalid(format!("list id of tag {tag:?} must be a string or number"))
+                })
+        })
+        .collect()
+}
+
 /// A record to leave on the queue, visible again after `delay`.
 struct Retry {
     delay: Duration,
@@ -86,6 +109,7 @@ impl Consumer {
                 policy,
                 default_country: s.default_country(),
                 echo_window_seconds: s.parse_or("ECHO_WINDOW_SECONDS", 600i64)?,
+                list_map: parse_list_map(s.get_or("ALOWARE_LIST_MAP", "{}"))?,
             },
             queue: s.queue(WEBHOOK_EVENTS_QUEUE_URL).await?,
             retry_base: Duration::from_secs(s.parse_or("RETRY_BASE_SECONDS", 30u64)?),

@@ -1,6 +1,7 @@
 //! Sync routers (SPEC §6): what a claimed event means for the other systems.
 pub mod aloware_to_ghl;
 pub mod ghl_to_aloware;
+pub mod tag_lists;
 
 use deadpool_postgres::Pool;
 use serde_json::Value;
@@ -20,6 +21,8 @@ pub struct SyncDeps {
     pub policy: Policy,
     pub default_country: String,
     pub echo_window_seconds: i64,
+    /// `ALOWARE_LIST_MAP`: GHL tag (lower-case) → Aloware list id; `call_list_mappings` adds to it.
+    pub list_map: std::collections::BTreeMap<String, String>,
 }
 
 /// How a sync ended, when it did not fail.
@@ -61,6 +64,7 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
             aloware_to_ghl::call_event(deps, event).await
         }
         ("ghl", "contact") => ghl_to_aloware::contact_event(deps, event).await,
+        ("ghl", "tag") => tag_lists::tag_event(deps, event).await,
         (source, entity) => Ok(Outcome::Skipped(format!(
             "no sync rule for {source} {entity} events"
         ))),

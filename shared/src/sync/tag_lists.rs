@@ -1,0 +1,97 @@
+//! GHL tags → Aloware power-dialer lists (SPEC §6). `ContactTagUpdate` carries the full
+//! tag list: it is diffed against the contact's last known tags. Mapped tags added →
+//! `forms` with `list_ids`; mapped tags removed → Aloware can only remove a contact from
+//! every list, so remove, then re-add to the lists it still belongs to.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use super::{Outcome, SyncDeps, SyncError};
+use crate::adapters::sync_repo::{self, EventRow};
+use crate::domain::contact::{ghl_tags, Contact};
+use crate::domain::json::id_str;
+
+const DIRECTION: &str = "ghl_to_aloware";
+
+pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncError> {
+    let ghl_id = event
+        .entity_id
+        .clone()
+        .ok_or_else(|| SyncError::Invalid("tag event without contact id".into()))?;
+    let now: BTreeSet<String> = ghl_tags(event.payload.get("tags")).into_iter().collect();
+    let before: BTreeSet<String> = sync_repo::tag_snapshot(&deps.pool, &ghl_id)
+        .await?
+        .into_iter()
+        .collect();
+    let lists = sync_repo::call_list_map(&deps.pool, &deps.list_map).await?;
+    let list_of = |tags: &BTreeSet<String>| -> BTreeMap<String, String> {
+        tags.iter()
+            .filter_map(|t| lists.get(t).map(|l| (t.clone(), l.clone())))
+            .collect()
+    };
+    let added = list_of(&now.difference(&before).cloned().collect());
+    let removed = list_of(&before.difference(&now).cloned().collect());
+    let unmapped: Vec<&String> = now
+        .symmetric_difference(&before)
+        .filter(|t| !lists.contains_key(*t))
+        .collect();
+    if added.is_empty() && removed.is_empty() {
+        sync_repo::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
+        return Ok(Outcome::Skipped(format!(
+            "no mapped tag changed (unmapped changes: {})",
+            unmapped.len()
+        )));
+    }
+    let contact = Contact::from_ghl(&event.payload, &deps.default_country);
+    let phone = match contact.phone {
+        Some(p) => p,
+        None => match deps.ghl.get_contact(&ghl_id).await? {
+            Some(c) => Contact::from_ghl(&c, &deps.default_country)
+                .phone
+                .ok_or_else(|| SyncError::Invalid("GHL contact has no phone".into()))?,
+            None => return Ok(Outcome::Skipped("contact no longer exists in GHL".into())),
+        },
+    };
+    let form = |list_ids: Vec<&String>| {
+        let mut f = Map::new();
+        f.insert("phone_number".into(), Value::from(phone.clone()));
+        f.insert(
+            "list_ids".into(),
+            Value::from(list_ids.into_iter().cloned().collect::<Vec<_>>().join(",")),
+        );
+        f
+    };
+    if !removed.is_empty() {
+        let aloware_id = match sync_repo::mapping_by_ghl(&deps.pool, &ghl_id)
+            .await?
+            .and_then(|m| m.aloware_contact_id)
+        {
+            Some(id) => Some(id),
+            None => deps
+                .aloware
+                .lookup_phone(&phone)
+                .await?
+                .and_then(|c| id_str(c.get("id"))),
+        };
+        if let Some(id) = aloware_id {
+            deps.aloware.remove_from_all_lists(&id).await?;
+        }
+        let keep: BTreeSet<String> = list_of(&now).into_values().collect();
+        if !keep.is_empty() {
+            deps.aloware
+                .upsert_form(form(keep.iter().collect()))
+                .await?;
+        }
+    } else {
+        deps.aloware
+            .upsert_form(form(added.values().collect()))
+            .await?;
+    }
+    sync_repo::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
+    Ok(Outcome::Done {
+        direction: DIRECTION,
+        source_id: Some(ghl_id),
+        target_id: None,
+        decisions: json!({"lists_added": added, "lists_removed": removed, "unmapped_tags": unmapped}),
+    })
+}
