@@ -197,9 +197,10 @@ start_sandbox() {
   wait_port 127.0.0.1 "$port" "df-sandbox"
 }
 
-# The local SQS trigger: queues → consumers through cargo lambda watch's invoke API.
+# The local SQS trigger and EventBridge scheduler, through cargo lambda watch's invoke API.
 start_bridge() {
   local invoke_port="$1" logfile="$2"
-  DF_INVOKE_URL="http://127.0.0.1:$invoke_port" "$ROOT/target/debug/df-bridge" >"$logfile" 2>&1 &
+  DF_SCHEDULES="$("$VENV/bin/python" "$ROOT/scripts/lib/schedules.py" "$ROOT/template.yaml")" \
+    DF_INVOKE_URL="http://127.0.0.1:$invoke_port" "$ROOT/target/debug/df-bridge" >"$logfile" 2>&1 &
   STARTED+=("pid:$!")
 }

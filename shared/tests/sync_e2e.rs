@@ -604,3 +604,242 @@ async fn a_429_storm_loses_nothing() {
         .sum();
     assert_eq!(notes, 8);
 }
+
+/// Stored events' ids, oldest first.
+async fn event_ids(w: &World) -> Vec<uuid::Uuid> {
+    let client = db_client(&w.stack.database_url).await;
+    client
+        .query("SELECT id FROM webhook_events ORDER BY received_at", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn sqs_batch(ids: &[uuid::Uuid]) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = ids
+        .iter()
+        .map(|id| {
+            let mut r = aws_lambda_events::sqs::SqsMessage::default();
+            r.message_id = Some(format!("m-{id}"));
+            r.body = Some(json!({"event_id": id, "kind": "webhook"}).to_string());
+            r
+        })
+        .collect();
+    event
+}
+
+#[tokio::test]
+async fn once_a_record_fails_every_later_record_of_the_batch_is_reported() {
+    let w = World::new().await;
+    for i in 0..3 {
+        let mut call = call_lifecycle()[1].clone();
+        call["body"]["id"] = json!(3000 + i);
+        w.aloware_webhook(call).await;
+    }
+    let ids = event_ids(&w).await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 503, "count": 1}),
+    )
+    .await;
+    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        ids.iter().map(|id| format!("m-{id}")).collect::<Vec<_>>(),
+        "FIFO: the failure and all after it"
+    );
+    let statuses = w.statuses().await;
+    assert_eq!(
+        (statuses[0].1.as_str(), statuses[1].1.as_str()),
+        ("error", "pending"),
+        "later records untouched: {statuses:?}"
+    );
+    assert!(statuses[0].2.as_deref().unwrap().contains("will retry"));
+    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
+}
+
+#[tokio::test]
+async fn quarantined_events_are_skipped_and_finished_events_not_reapplied() {
+    let w = World::new().await;
+    w.aloware_webhook(call_lifecycle()[1].clone()).await;
+    let ids = event_ids(&w).await;
+    let client = db_client(&w.stack.database_url).await;
+    client
+        .execute("INSERT INTO quarantine_events (event_id, event_source, reason) VALUES ($1, 'webhook', 'operator: bad data')", &[&ids[0]])
+        .await
+        .unwrap();
+    assert!(w
+        .consumer
+        .handle(sqs_batch(&ids))
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(
+        w.statuses().await[0],
+        (
+            "OutboundPhoneCall-DispositionCompleted".into(),
+            "skipped".into(),
+            Some("quarantined".into())
+        )
+    );
+    assert!(
+        w.requests("ghl").await.is_empty(),
+        "nothing sent for a quarantined event"
+    );
+    // Redelivery of a finished event changes nothing.
+    assert!(w
+        .consumer
+        .handle(sqs_batch(&ids))
+        .await
+        .batch_item_failures
+        .is_empty());
+    let logged: i64 = client
+        .query_one("SELECT count(*) FROM sync_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 1);
+}
+
+#[tokio::test]
+async fn clients_type_their_failures() {
+    use df_shared::providers::aloware::AlowareClient;
+    let w = World::new().await;
+    // A base URL that reaches no API path: Aloware answers 200 with HTML.
+    let wrong_base = AlowareClient::new(
+        reqwest::Client::new(),
+        &format!("{}/aloware/app", w.sandbox),
+        "sandbox-aloware-token",
+    );
+    let err = wrong_base.lookup_phone("+12025550100").await.unwrap_err();
+    assert!(
+        !err.retryable && err.message.contains("not the expected JSON"),
+        "{err}"
+    );
+    let wrong_token = AlowareClient::new(
+        reqwest::Client::new(),
+        &format!("{}/aloware", w.sandbox),
+        "nope",
+    );
+    let err = wrong_token.lookup_phone("+12025550100").await.unwrap_err();
+    assert!(
+        !err.retryable && err.message.contains("credentials rejected"),
+        "{err}"
+    );
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "aloware", "status": 502, "count": 1}),
+    )
+    .await;
+    let err = w
+        .consumer
+        .deps
+        .aloware
+        .lookup_phone("+12025550100")
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err}");
+    let err = w
+        .consumer
+        .deps
+        .ghl
+        .update_contact("missing", &json!({"firstName": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status, err.retryable), (Some(400), false), "{err}");
+}
+
+#[tokio::test]
+async fn the_captured_call_lifecycle_from_the_reference_data_yields_one_note() {
+    let Some(dir) = reference_dir() else {
+        eprintln!("SKIPPED: ../shared/reference is absent (set DF_REFERENCE_DIR to run it)");
+        return;
+    };
+    let w = World::new().await;
+    let text =
+        std::fs::read_to_string(dir.join("aloware/webhook_call_lifecycle_captured_shape.json"))
+            .unwrap();
+    let deliveries: Vec<Value> = serde_json::from_str(&text).unwrap();
+    for d in deliveries {
+        w.aloware_webhook(d).await;
+    }
+    w.drain_queue().await;
+    let state = w.state().await;
+    let notes: Vec<Value> = state["ghl"]["notes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|n| n.as_array().unwrap().clone())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let body = notes[0]["body"].as_str().unwrap();
+    for part in [
+        "Disposition: No Answer",
+        "static/recording/32c1a2f8-fixture",
+        "Seller confirmed coverage and scheduled a callback.",
+    ] {
+        assert!(body.contains(part), "{part} missing: {body}");
+    }
+}
+
+#[tokio::test]
+async fn origin_markers_are_written_when_enabled_and_detected_while_recent() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[
+            ("WRITE_ORIGIN_MARKERS", "true"),
+            ("ECHO_WINDOW_SECONDS", "3"),
+        ],
+    )
+    .await;
+    let contact = json!({"id": 42, "first_name": "Mia", "last_name": "Stone", "phone_number": "+12025550166"});
+    w.aloware_webhook(json!({"event": "Contact-Created", "body": contact}))
+        .await;
+    w.drain_queue().await;
+    let mut ghl_contact = w.state().await["ghl"]["contacts"][0].clone();
+    assert!(
+        ghl_contact["customFields"]
+            .to_string()
+            .contains("SYS:origin_id:"),
+        "marker written: {ghl_contact}"
+    );
+    // GHL's copy changed meanwhile (the fingerprint no longer matches); the marker still says "ours".
+    ghl_contact["firstName"] = json!("Mía");
+    w.sandbox_post("seed", json!({"ghl_contacts": [ghl_contact.clone()]}))
+        .await;
+    w.ghl_workflow_webhook(
+        json!({"contact_id": ghl_contact["id"], "customData": {"event": "ContactUpdate", "n": 1}}),
+    )
+    .await;
+    w.drain_queue().await;
+    let last = w.statuses().await.pop().unwrap();
+    assert_eq!(
+        (last.1.as_str(), last.2.as_deref()),
+        (
+            "skipped",
+            Some("echo: carries the origin marker of a middleware write")
+        )
+    );
+    // Past the echo window the marker is stale: a person's edit syncs.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    w.ghl_workflow_webhook(
+        json!({"contact_id": ghl_contact["id"], "customData": {"event": "ContactUpdate", "n": 2}}),
+    )
+    .await;
+    w.drain_queue().await;
+    assert_eq!(w.statuses().await.pop().unwrap().1, "done");
+    assert_eq!(
+        w.state().await["aloware"]["contacts"][0]["first_name"],
+        "Mía"
+    );
+}

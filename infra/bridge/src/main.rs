@@ -4,6 +4,10 @@
 //! reported failures to reappear after their visibility timeout; the emulator's redrive
 //! policy moves a message to the DLQ after maxReceiveCount receives.
 //!
+//! It is also the local scheduler: `DF_SCHEDULES` = `function=seconds,...` (scripts/dev
+//! derives it from the template's Schedule events) invokes each function on its rate
+//! with an empty JSON object, as a schedule with `Input: {}` would.
+//!
 //! Configuration: `DF_BRIDGE_ROUTES` = `QUEUE_URL=function,...` (default: the webhook
 //! queue → process-webhook-events), `DF_INVOKE_URL` (default http://127.0.0.1:9000).
 use std::time::Duration;
@@ -112,13 +116,46 @@ async fn pump(sqs: aws_sdk_sqs::Client, http: reqwest::Client, invoke: String, r
     }
 }
 
+fn schedules() -> Vec<(String, Duration)> {
+    std::env::var("DF_SCHEDULES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.split_once('='))
+        .filter_map(|(f, secs)| {
+            secs.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(|s| (f.trim().to_string(), Duration::from_secs(s)))
+        })
+        .collect()
+}
+
+async fn tick(http: reqwest::Client, invoke: String, function: String, every: Duration) {
+    let url = format!("{invoke}/2015-03-31/functions/{function}/invocations");
+    let mut interval = tokio::time::interval(every);
+    interval.tick().await; // EventBridge's first run is one period after creation.
+    loop {
+        interval.tick().await;
+        match http.post(&url).json(&serde_json::json!({})).send().await {
+            Ok(r) => {
+                tracing::info!(function = %function, status = %r.status(), "scheduled invocation")
+            }
+            Err(e) => {
+                tracing::warn!(function = %function, error = %e, "scheduled invocation failed")
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     df_shared::lambda::init_tracing();
     let invoke = std::env::var("DF_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
     let routes = routes();
-    if routes.is_empty() {
-        eprintln!("df-bridge: no routes (set WEBHOOK_EVENTS_QUEUE_URL or DF_BRIDGE_ROUTES)");
+    let schedules = schedules();
+    if routes.is_empty() && schedules.is_empty() {
+        eprintln!("df-bridge: no routes (set WEBHOOK_EVENTS_QUEUE_URL or DF_BRIDGE_ROUTES) and no DF_SCHEDULES");
         std::process::exit(2);
     }
     let sqs = aws_sdk_sqs::Client::new(&df_shared::adapters::queue::aws_config().await);
@@ -127,13 +164,22 @@ async fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .expect("HTTP client");
-    let tasks: Vec<_> = routes
+    let mut tasks: Vec<_> = routes
         .into_iter()
         .map(|r| {
             tracing::info!(queue = %r.queue_url, function = %r.function, "bridging");
             tokio::spawn(pump(sqs.clone(), http.clone(), invoke.clone(), r))
         })
         .collect();
+    for (function, every) in schedules {
+        tracing::info!(function = %function, seconds = every.as_secs(), "scheduling");
+        tasks.push(tokio::spawn(tick(
+            http.clone(),
+            invoke.clone(),
+            function,
+            every,
+        )));
+    }
     for t in tasks {
         let _ = t.await;
     }

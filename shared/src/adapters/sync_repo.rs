@@ -314,3 +314,20 @@ pub async fn call_list_map(
     );
     Ok(map)
 }
+
+/// Whether event `id` was processed within the last `window_seconds` (origin markers).
+pub async fn processed_recently(
+    pool: &Pool,
+    id: Uuid,
+    window_seconds: i64,
+) -> Result<bool, RepoError> {
+    let client = pool.get().await.map_err(err)?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM webhook_events WHERE id = $1 AND updated_at > now() - make_interval(secs => $2)",
+            &[&id, &(window_seconds as f64)],
+        )
+        .await
+        .map_err(err)?;
+    Ok(row.is_some())
+}

@@ -7,6 +7,7 @@ pub mod event;
 pub mod event_filter;
 pub mod ghl;
 pub mod json;
+pub mod origin;
 pub mod phone;
 pub mod texting;
 

@@ -110,6 +110,7 @@ impl Consumer {
                 default_country: s.default_country(),
                 echo_window_seconds: s.parse_or("ECHO_WINDOW_SECONDS", 600i64)?,
                 list_map: parse_list_map(s.get_or("ALOWARE_LIST_MAP", "{}"))?,
+                write_origin_markers: s.parse_or("WRITE_ORIGIN_MARKERS", false)?,
             },
             queue: s.queue(WEBHOOK_EVENTS_QUEUE_URL).await?,
             retry_base: Duration::from_secs(s.parse_or("RETRY_BASE_SECONDS", 30u64)?),

@@ -2,7 +2,7 @@
 //! updated in place; call tags; DNC mirrored).
 use serde_json::{json, Map, Value};
 
-use super::{Outcome, SyncDeps, SyncError};
+use super::{marked, Outcome, SyncDeps, SyncError};
 use crate::adapters::sync_repo::{self, CallNote, EventRow};
 use crate::domain::call::{self, CallEventKind, CallFacts};
 use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Side};
@@ -58,7 +58,11 @@ struct SyncedContact {
 }
 
 /// Bring one Aloware contact into GHL. `None` when it is the echo of our own write.
-async fn sync_contact(deps: &SyncDeps, source: &Value) -> Result<Option<SyncedContact>, SyncError> {
+async fn sync_contact(
+    deps: &SyncDeps,
+    source: &Value,
+    origin: uuid::Uuid,
+) -> Result<Option<SyncedContact>, SyncError> {
     let aloware_id = id_str(source.get("id"));
     let incoming = Contact::from_aloware(source, &deps.default_country);
     let hash = fingerprint(&incoming);
@@ -90,11 +94,10 @@ async fn sync_contact(deps: &SyncDeps, source: &Value) -> Result<Option<SyncedCo
             }
             let (_, contact) = deps
                 .ghl
-                .upsert_contact(&new_contact_body(
-                    &incoming,
-                    aloware_id.as_deref(),
-                    source,
-                    &[],
+                .upsert_contact(&marked(
+                    deps,
+                    origin,
+                    new_contact_body(&incoming, aloware_id.as_deref(), source, &[]),
                 ))
                 .await?;
             let ghl_id = Contact::ghl_id(&contact)
@@ -128,7 +131,7 @@ async fn sync_contact(deps: &SyncDeps, source: &Value) -> Result<Option<SyncedCo
             let wrote = !diff.is_empty() || !missing_tags.is_empty();
             if !diff.is_empty() {
                 deps.ghl
-                    .update_contact(&ghl_id, &Value::Object(diff))
+                    .update_contact(&ghl_id, &marked(deps, origin, Value::Object(diff)))
                     .await?;
             }
             if !missing_tags.is_empty() {
@@ -164,7 +167,7 @@ async fn sync_contact(deps: &SyncDeps, source: &Value) -> Result<Option<SyncedCo
 
 pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncError> {
     let source = body_of(event);
-    match sync_contact(deps, source).await? {
+    match sync_contact(deps, source, event.id).await? {
         None => Ok(Outcome::Skipped("echo of a middleware write".into())),
         Some(s) if !s.wrote => Ok(Outcome::Skipped("no change: GHL already up to date".into())),
         Some(s) => Ok(Outcome::Done {
@@ -182,6 +185,7 @@ async fn call_contact(
     deps: &SyncDeps,
     body: &Value,
     facts: &CallFacts,
+    origin: uuid::Uuid,
 ) -> Result<(String, bool), SyncError> {
     let contact = body.get("contact").filter(|c| c.is_object());
     let aloware_id =
@@ -217,11 +221,10 @@ async fn call_contact(
             let source = contact.cloned().unwrap_or(Value::Null);
             let (_, created) = deps
                 .ghl
-                .upsert_contact(&new_contact_body(
-                    &incoming,
-                    aloware_id.as_deref(),
-                    &source,
-                    &facts.tags(),
+                .upsert_contact(&marked(
+                    deps,
+                    origin,
+                    new_contact_body(&incoming, aloware_id.as_deref(), &source, &facts.tags()),
                 ))
                 .await?;
             let id = Contact::ghl_id(&created)
@@ -273,7 +276,7 @@ pub async fn call_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Sy
             (note.ghl_contact_id, note.ghl_note_id, false)
         }
         None => {
-            let (ghl_id, tagged) = call_contact(deps, body, &facts).await?;
+            let (ghl_id, tagged) = call_contact(deps, body, &facts, event.id).await?;
             let note_id = deps.ghl.create_note(&ghl_id, &facts.note_body()).await?;
             (ghl_id, note_id, tagged)
         }

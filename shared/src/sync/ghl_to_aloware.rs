@@ -3,7 +3,7 @@
 //! mapping and touches nothing in Aloware.
 use serde_json::{json, Map, Value};
 
-use super::{Outcome, SyncDeps, SyncError};
+use super::{marked, Outcome, SyncDeps, SyncError};
 use crate::adapters::sync_repo::{self, EventRow};
 use crate::domain::contact::{
     aloware_fields, changed, fingerprint, ghl_fields, merge, Contact, Side,
@@ -42,6 +42,13 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
             None => return Ok(Outcome::Skipped("contact no longer exists in GHL".into())),
         }
     };
+    if let Some(origin) = crate::domain::origin::find(&contact_json) {
+        if sync_repo::processed_recently(&deps.pool, origin, deps.echo_window_seconds).await? {
+            return Ok(Outcome::Skipped(
+                "echo: carries the origin marker of a middleware write".into(),
+            ));
+        }
+    }
     let incoming = Contact::from_ghl(&contact_json, &deps.default_country);
     if sync_repo::is_echo(
         &deps.pool,
@@ -98,7 +105,10 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
             .collect();
     if !write_back.is_empty() {
         deps.ghl
-            .update_contact(&ghl_id, &Value::Object(write_back.clone()))
+            .update_contact(
+                &ghl_id,
+                &marked(deps, event.id, Value::Object(write_back.clone())),
+            )
             .await?;
         sync_repo::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&merged.contact))
             .await?;
