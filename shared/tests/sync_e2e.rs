@@ -843,3 +843,157 @@ async fn origin_markers_are_written_when_enabled_and_detected_while_recent() {
         "Mía"
     );
 }
+
+#[tokio::test]
+async fn aloware_dnc_is_mirrored_to_ghl_dnd_and_tag() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [{"id": "gdnc", "locationId": "sandbox-location", "firstName": "Dee",
+        "phone": "+12025550144", "tags": ["lead"]}]}),
+    )
+    .await;
+    let client = db_client(&w.stack.database_url).await;
+    client.execute("INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id) VALUES ('501', 'gdnc')", &[]).await.unwrap();
+    w.aloware_webhook(json!({"event": "Contact-DNC-Updated", "body": {"id": 501, "first_name": "Dee", "phone_number": "+12025550144", "is_dnc": true}})).await;
+    w.drain_queue().await;
+    let c = w.state().await["ghl"]["contacts"][0].clone();
+    assert_eq!(c["dndSettings"]["Call"]["status"], "active", "{c}");
+    assert_eq!(c["tags"], json!(["lead", "dnc"]));
+}
+
+#[tokio::test]
+async fn the_aloware_policy_overwrites_ghl_and_merge_keeps_ghl_on_conflict() {
+    for (policy, expected_email) in [("aloware", "new@example.com"), ("merge", "old@example.com")] {
+        let w = World::with(
+            SandboxConfig::default(),
+            &[("CONTACT_SOURCE_OF_TRUTH", policy)],
+        )
+        .await;
+        w.sandbox_post("seed", json!({"ghl_contacts": [{"id": "gp", "locationId": "sandbox-location", "firstName": "Al",
+            "lastName": "Bo", "phone": "+12025550133", "email": "old@example.com"}]})).await;
+        let client = db_client(&w.stack.database_url).await;
+        client.execute("INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id) VALUES ('77', 'gp')", &[]).await.unwrap();
+        w.aloware_webhook(json!({"event": "Contact-Updated", "body": {"id": 77, "first_name": "Al", "last_name": "Bo",
+            "phone_number": "+12025550133", "email": "new@example.com"}})).await;
+        w.drain_queue().await;
+        assert_eq!(
+            w.state().await["ghl"]["contacts"][0]["email"],
+            expected_email,
+            "policy {policy}"
+        );
+        let decisions: Value = client
+            .query_one("SELECT decisions FROM sync_log", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            decisions.to_string().contains("email"),
+            "decision recorded under {policy}: {decisions}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ghl_contact_sync_writes_back_what_the_merge_fills_in() {
+    let w = World::new().await;
+    w.sandbox_post("seed", json!({
+        "ghl_contacts": [{"id": "gw", "locationId": "sandbox-location", "firstName": "Ray", "lastName": "Ng", "phone": "+12025550122"}],
+        "aloware_contacts": [{"id": 900, "first_name": "Ray", "last_name": "Ng", "phone_number": "+12025550122",
+            "email": "ray@example.com", "timezone": "America/Denver"}]
+    })).await;
+    w.ghl_workflow_webhook(json!({"contact_id": "gw", "customData": {"event": "ContactUpdate"}}))
+        .await;
+    w.drain_queue().await;
+    let c = w.state().await["ghl"]["contacts"][0].clone();
+    assert_eq!(
+        (c["email"].clone(), c["timezone"].clone()),
+        (json!("ray@example.com"), json!("America/Denver")),
+        "{c}"
+    );
+    let puts = w
+        .requests("ghl")
+        .await
+        .iter()
+        .filter(|r| r["method"] == "PUT")
+        .count();
+    assert_eq!(puts, 1, "one write-back");
+    // Aloware was already complete: no forms call.
+    assert!(w
+        .requests("aloware")
+        .await
+        .iter()
+        .all(|r| r["path"].as_str().unwrap().ends_with("phone-number")));
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_goes_to_the_dlq_after_ten_attempts() {
+    let dlq = {
+        let out = sqs()
+            .await
+            .create_queue()
+            .queue_name(format!("dlq-{}.fifo", uuid::Uuid::new_v4().simple()))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap();
+        out.queue_url().unwrap().to_string()
+    };
+    let dlq_arn = sqs()
+        .await
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let queue = sqs()
+        .await
+        .create_queue()
+        .queue_name(format!("q-{}.fifo", uuid::Uuid::new_v4().simple()))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let mut w = World::new().await;
+    w.stack = Stack::with(&w.stack.database_url.clone(), &queue).await;
+    let settings = df_shared::lambda::Settings::from_pairs([
+        ("DATABASE_URL", w.stack.database_url.as_str()),
+        ("WEBHOOK_EVENTS_QUEUE_URL", queue.as_str()),
+        ("GHL_BASE_URL", &format!("{}/ghl", w.sandbox)),
+        ("GHL_API_KEY", "sandbox-ghl-token"),
+        ("GHL_LOCATION_ID", "sandbox-location"),
+        ("ALOWARE_BASE_URL", &format!("{}/aloware", w.sandbox)),
+        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+        ("RETRY_BASE_SECONDS", "0"),
+    ]);
+    w.consumer = Consumer::from_settings(&settings).await.unwrap();
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 500, "seconds": 120}),
+    )
+    .await;
+    w.aloware_webhook(call_lifecycle()[1].clone()).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "error");
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("attempt 10 of 10"),
+        "{statuses:?}"
+    );
+    assert_eq!(drain(&dlq).await.len(), 1, "the message is in the DLQ");
+}

@@ -209,10 +209,11 @@ impl Consumer {
         result: Result<Outcome, SyncError>,
     ) {
         let error = result.as_ref().err().map(|e| match e.retryable() {
-            true => format!(
-                "{e} (attempt {} of {MAX_ATTEMPTS}; will retry)",
+            true if event.attempts >= MAX_ATTEMPTS => format!(
+                "{e} (attempt {} of {MAX_ATTEMPTS}; retries exhausted: the queue moves it to the DLQ)",
                 event.attempts
             ),
+            true => format!("{e} (attempt {} of {MAX_ATTEMPTS}; will retry)", event.attempts),
             false => format!("{e} (not retryable)"),
         });
         let (finish, status, direction, source_id, target_id, decisions) = match &result {

@@ -169,13 +169,17 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
     let source = body_of(event);
     match sync_contact(deps, source, event.id).await? {
         None => Ok(Outcome::Skipped("echo of a middleware write".into())),
-        Some(s) if !s.wrote => Ok(Outcome::Skipped("no change: GHL already up to date".into())),
-        Some(s) => Ok(Outcome::Done {
-            direction: DIRECTION,
-            source_id: id_str(source.get("id")),
-            target_id: Some(s.ghl_id),
-            decisions: s.decisions,
-        }),
+        // A sync that writes nothing is still done, and its decisions are still logged.
+        Some(s) => {
+            let mut decisions = s.decisions;
+            decisions["written"] = json!(s.wrote);
+            Ok(Outcome::Done {
+                direction: DIRECTION,
+                source_id: id_str(source.get("id")),
+                target_id: Some(s.ghl_id),
+                decisions,
+            })
+        }
     }
 }
 

@@ -122,15 +122,11 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         DIRECTION,
     )
     .await?;
-    if !wrote_aloware && write_back.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no change: Aloware already up to date".into(),
-        ));
-    }
     Ok(Outcome::Done {
         direction: DIRECTION,
         source_id: Some(ghl_id),
         target_id: aloware_id,
-        decisions: json!({"policy": deps.policy, "fields": merged.decisions, "ghl_write_back": write_back.keys().collect::<Vec<_>>()}),
+        decisions: json!({"policy": deps.policy, "fields": merged.decisions, "written": wrote_aloware,
+            "ghl_write_back": write_back.keys().collect::<Vec<_>>()}),
     })
 }
