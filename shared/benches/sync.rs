@@ -101,7 +101,7 @@ async fn main() {
     };
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
     let n: u64 = u64::from_str_radix(&run, 16).unwrap() % 9000 + 1000;
-    let phone = format!("+120255{n:04}");
+    let phone = format!("+1818600{n:04}");
     let contact = json!({"id": format!("c{run}"), "first_name": "Test", "last_name": "Merchant", "phone_number": phone,
         "email": format!("m{run}@example.com"), "timezone": "America/New_York"});
 
@@ -113,6 +113,31 @@ async fn main() {
     show(
         "new Aloware contact",
         b.aloware(json!({"event": "Contact-Created", "body": contact}))
+            .await,
+        "(target: 1 GHL call)",
+    );
+    let aloware_policy = Settings::from_pairs([
+        ("DATABASE_URL", database_url.as_str()),
+        (
+            "WEBHOOK_EVENTS_QUEUE_URL",
+            "http://127.0.0.1:1/000000000000/unused.fifo",
+        ),
+        ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
+        ("GHL_API_KEY", "sandbox-ghl-token"),
+        ("GHL_LOCATION_ID", "sandbox-location"),
+        ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
+        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+        ("CONTACT_SOURCE_OF_TRUTH", "aloware"),
+    ]);
+    let b2 = Bench {
+        sandbox: sandbox.clone(),
+        consumer: Consumer::from_settings(&aloware_policy).await.unwrap(),
+        http: reqwest::Client::new(),
+    };
+    let other = json!({"id": format!("d{run}"), "first_name": "Ann", "phone_number": format!("+1818602{n:04}")});
+    show(
+        "new Aloware contact (policy aloware)",
+        b2.aloware(json!({"event": "Contact-Created", "body": other}))
             .await,
         "(target: 1 GHL call)",
     );
@@ -161,7 +186,7 @@ async fn main() {
         json!({"call_disposition": "Interested"}),
     );
     unknown["body"]["contact_id"] = json!(format!("u{run}"));
-    unknown["body"]["lead_number"] = json!(format!("+120255{:04}", (n + 1) % 10000));
+    unknown["body"]["lead_number"] = json!(format!("+1818601{:04}", n));
     show(
         "call disposition, contact unknown to GHL",
         b.aloware(unknown).await,

@@ -997,3 +997,17 @@ async fn an_event_that_keeps_failing_goes_to_the_dlq_after_ten_attempts() {
     );
     assert_eq!(drain(&dlq).await.len(), 1, "the message is in the DLQ");
 }
+
+#[tokio::test]
+async fn a_new_contact_costs_one_ghl_call_under_the_aloware_policy() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("CONTACT_SOURCE_OF_TRUTH", "aloware")],
+    )
+    .await;
+    w.aloware_webhook(json!({"event": "Contact-Created", "body": {"id": 8, "first_name": "Lu", "phone_number": "+12025550188"}})).await;
+    w.drain_queue().await;
+    let calls = w.requests("ghl").await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["path"], "/ghl/contacts/upsert");
+}

@@ -222,29 +222,29 @@ impl GhlClient {
         .map(|_| ())
     }
 
-    /// `GET /contacts/search/duplicate` by phone, then by email.
+    /// `GET /contacts/search/duplicate` with the phone and the email in one request
+    /// (GHL applies the location's duplicate rules: email first, then phone).
     pub async fn find_duplicate(
         &self,
         phone: Option<&str>,
         email: Option<&str>,
     ) -> Result<Option<Value>, ProviderError> {
-        for (param, value) in [("number", phone), ("email", email)] {
-            let Some(value) = value else { continue };
-            let query = [("locationId", self.location_id.as_str()), (param, value)];
-            let v = self
-                .call(
-                    "find duplicate",
-                    Method::GET,
-                    "/contacts/search/duplicate",
-                    &query,
-                    None,
-                )
-                .await?;
-            if let Some(c) = v.get("contact").filter(|c| c.is_object()) {
-                return Ok(Some(c.clone()));
-            }
+        let mut query = vec![("locationId", self.location_id.as_str())];
+        query.extend(phone.map(|p| ("number", p)));
+        query.extend(email.map(|e| ("email", e)));
+        if query.len() == 1 {
+            return Ok(None);
         }
-        Ok(None)
+        let v = self
+            .call(
+                "find duplicate",
+                Method::GET,
+                "/contacts/search/duplicate",
+                &query,
+                None,
+            )
+            .await?;
+        Ok(v.get("contact").filter(|c| c.is_object()).cloned())
     }
 
     /// One page of `POST /contacts/search` filtered by tag: `(contacts, total)`.

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::{marked, Outcome, SyncDeps, SyncError};
 use crate::adapters::sync_repo::{self, CallNote, EventRow};
 use crate::domain::call::{self, CallEventKind, CallFacts};
-use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Side};
+use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Policy, Side};
 use crate::domain::json::{id_str, text};
 use crate::domain::phone::to_e164;
 
@@ -77,9 +77,13 @@ async fn sync_contact(
             .and_then(|m| m.ghl_contact_id),
         None => None,
     };
-    let current = match &mapped {
-        Some(ghl_id) => deps.ghl.get_contact(ghl_id).await?,
-        None => {
+    // Under policy `aloware`, GHL's upsert (which matches by email / phone and
+    // overwrites) is exactly the policy: one call. Otherwise look first, so that
+    // existing GHL values are merged, not overwritten.
+    let current = match (&mapped, deps.policy) {
+        (Some(ghl_id), _) => deps.ghl.get_contact(ghl_id).await?,
+        (None, Policy::Aloware) => None,
+        (None, _) => {
             deps.ghl
                 .find_duplicate(incoming.phone.as_deref(), incoming.email.as_deref())
                 .await?
