@@ -111,7 +111,7 @@ async fn main() {
         println!("  {flow:<52} {g} / {w} / {a}   {target}")
     };
     show(
-        "new Aloware contact",
+        "new Aloware contact (policy merge)",
         b.aloware(json!({"event": "Contact-Created", "body": contact}))
             .await,
         "(target: 1 GHL call)",
