@@ -27,6 +27,7 @@ run_readme_examples() {
   [ -s "$script" ] || die "README.md has no examples block"
 
   check() { if eval "$2"; then passed=$((passed+1)); echo "ok: $1"; else failed=$((failed+1)); echo "FAILED: $1" >&2; fi; }
+  local t0=$SECONDS
   out="$(bash "$script")"; echo "$out"
   check "health is ok" '[[ "$out" == *"\"status\":\"ok\""* ]]'
   check "four webhooks stored and queued" '[ "$(grep -o "\"queued\":true" <<<"$out" | wc -l)" = 4 ]'
@@ -37,6 +38,7 @@ run_readme_examples() {
     [ "$(sql "SELECT count(*) FROM webhook_events WHERE status IN ('done','skipped','error')")" = 3 ] && break
     sleep 1
   done
+  echo "applied within $((SECONDS - t0)) s of the first curl (includes the consumer's first start under cargo lambda watch)"
   echo "events: $(sql "SELECT string_agg(event_type || '=' || status, ', ' ORDER BY received_at) FROM webhook_events")"
   check "the three GHL/Aloware events are done" '[ "$(sql "SELECT count(*) FROM webhook_events WHERE status = '"'"'done'"'"'")" = 3 ]'
   state="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/state")"
@@ -45,6 +47,9 @@ run_readme_examples() {
   check "Aloware has John Deo" \
     '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); sys.exit(not any(c.get(\"first_name\")==\"John\" and c[\"phone_number\"]==\"+12025550199\" for c in s[\"aloware\"][\"contacts\"]))" <<<"$state"'
 
+  "$VENV/bin/python" "$ROOT/scripts/lib/latency.py" "http://127.0.0.1:$port/api/webhooks/aloware" \
+    "http://127.0.0.1:$sandbox_port" "$ALOWARE_WEBHOOK_BASIC_USER" "$ALOWARE_WEBHOOK_BASIC_PASS" 10 ||
+    { failed=$((failed+1)); echo "FAILED: local latency run" >&2; }
   out="$(bash "$script")"
   check "the same examples again are duplicates" '[ "$(grep -o "\"duplicate\":true" <<<"$out" | wc -l)" = 4 ]'
   check "the texting event waits, pending, for its consumer" '[ "$(sql "SELECT count(*) FROM texting_webhook_events WHERE status = '"'"'pending'"'"'")" = 1 ]'

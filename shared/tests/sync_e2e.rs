@@ -520,14 +520,14 @@ async fn ghl_tags_drive_aloware_power_dialer_lists() {
     assert!(last.2.unwrap().starts_with("no mapped tag changed"));
 }
 
-/// The sandbox's GHL fails every request with 500 for DF_OUTAGE_SECONDS (default 20;
-/// SPEC's scenario is two minutes: `DF_OUTAGE_SECONDS=120`), then recovers.
+/// The sandbox's GHL fails every request with 500 for two minutes (DF_OUTAGE_SECONDS
+/// shortens it for quick local runs), then recovers; retries back off from 1 s.
 #[tokio::test]
 async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
     let outage: f64 = std::env::var("DF_OUTAGE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20.0);
+        .unwrap_or(120.0);
     let w = World::with(SandboxConfig::default(), &[("RETRY_BASE_SECONDS", "1")]).await;
     w.sandbox_post(
         "faults",
@@ -1010,4 +1010,38 @@ async fn a_new_contact_costs_one_ghl_call_under_the_aloware_policy() {
     let calls = w.requests("ghl").await;
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["path"], "/ghl/contacts/upsert");
+}
+
+#[tokio::test]
+async fn the_texting_client_sends_reads_and_types_errors() {
+    use df_shared::providers::texting::TextingClient;
+    let w = World::new().await;
+    let client = TextingClient::new(
+        reqwest::Client::new(),
+        &format!("{}/texting", w.sandbox),
+        "sandbox-texting-key",
+    );
+    let sent = client
+        .send("+12025550177", "+12025550142", "Hello")
+        .await
+        .unwrap();
+    assert_eq!(sent.status, "queued");
+    assert_eq!(
+        client.get(&sent.id).await.unwrap().unwrap()["body"],
+        "Hello"
+    );
+    assert_eq!(client.get("tx-nope").await.unwrap(), None);
+    let err = client.send("", "+12025550142", "x").await.unwrap_err();
+    assert_eq!((err.status, err.retryable), (Some(400), false));
+    let wrong = TextingClient::new(
+        reqwest::Client::new(),
+        &format!("{}/texting", w.sandbox),
+        "nope",
+    );
+    assert!(wrong
+        .send("+12025550177", "+12025550142", "x")
+        .await
+        .unwrap_err()
+        .message
+        .contains("credentials rejected"));
 }

@@ -3,6 +3,7 @@
 pub mod aloware;
 pub mod error;
 pub mod ghl;
+pub mod texting;
 
 pub use error::{Provider, ProviderError};
 
