@@ -75,23 +75,28 @@ impl Bench {
     }
 }
 
+fn consumer_settings(database_url: &str, sandbox: &str, policy: &str) -> Settings {
+    Settings::from_pairs([
+        ("DATABASE_URL", database_url.to_string()),
+        (
+            "WEBHOOK_EVENTS_QUEUE_URL",
+            "http://127.0.0.1:1/000000000000/unused.fifo".into(),
+        ),
+        ("GHL_BASE_URL", format!("{sandbox}/ghl")),
+        ("GHL_API_KEY", "sandbox-ghl-token".into()),
+        ("GHL_LOCATION_ID", "sandbox-location".into()),
+        ("ALOWARE_BASE_URL", format!("{sandbox}/aloware")),
+        ("ALOWARE_API_TOKEN", "sandbox-aloware-token".into()),
+        ("CONTACT_SOURCE_OF_TRUTH", policy.into()),
+    ])
+}
+
 #[tokio::main]
 async fn main() {
     let database_url = std::env::var("DF_BENCH_DATABASE_URL")
         .expect("DF_BENCH_DATABASE_URL: run scripts/bench sync");
     let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
-    let settings = Settings::from_pairs([
-        ("DATABASE_URL", database_url.as_str()),
-        (
-            "WEBHOOK_EVENTS_QUEUE_URL",
-            "http://127.0.0.1:1/000000000000/unused.fifo",
-        ),
-        ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
-        ("GHL_API_KEY", "sandbox-ghl-token"),
-        ("GHL_LOCATION_ID", "sandbox-location"),
-        ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
-        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-    ]);
+    let settings = consumer_settings(&database_url, &sandbox, "merge");
     let consumer = Consumer::from_settings(&settings).await.unwrap();
     let pool = consumer.deps.pool.clone();
     let b = Bench {
@@ -116,19 +121,7 @@ async fn main() {
             .await,
         "(target: 1 GHL call)",
     );
-    let aloware_policy = Settings::from_pairs([
-        ("DATABASE_URL", database_url.as_str()),
-        (
-            "WEBHOOK_EVENTS_QUEUE_URL",
-            "http://127.0.0.1:1/000000000000/unused.fifo",
-        ),
-        ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
-        ("GHL_API_KEY", "sandbox-ghl-token"),
-        ("GHL_LOCATION_ID", "sandbox-location"),
-        ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
-        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-        ("CONTACT_SOURCE_OF_TRUTH", "aloware"),
-    ]);
+    let aloware_policy = consumer_settings(&database_url, &sandbox, "aloware");
     let b2 = Bench {
         sandbox: sandbox.clone(),
         consumer: Consumer::from_settings(&aloware_policy).await.unwrap(),

@@ -9,6 +9,29 @@ use df_shared::ingest::{aloware, ghl};
 use df_shared::pipeline::{sqs_event, Consumer};
 use serde_json::{json, Value};
 
+/// The consumer's settings against a database, a queue and a sandbox; `extra` wins.
+fn consumer_settings(
+    database_url: &str,
+    queue_url: &str,
+    sandbox: &str,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> df_shared::lambda::Settings {
+    let (ghl, aloware) = (format!("{sandbox}/ghl"), format!("{sandbox}/aloware"));
+    let base = [
+        ("DATABASE_URL", database_url),
+        ("WEBHOOK_EVENTS_QUEUE_URL", queue_url),
+        ("GHL_BASE_URL", ghl.as_str()),
+        ("GHL_API_KEY", "sandbox-ghl-token"),
+        ("GHL_LOCATION_ID", "sandbox-location"),
+        ("ALOWARE_BASE_URL", aloware.as_str()),
+        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+        ("CONTACT_SOURCE_OF_TRUTH", policy),
+        ("RETRY_BASE_SECONDS", "0"),
+    ];
+    df_shared::lambda::Settings::from_pairs(base.into_iter().chain(extra.iter().copied()))
+}
+
 struct World {
     stack: Stack,
     sandbox: String,
@@ -23,24 +46,27 @@ impl World {
         Self::with(SandboxConfig::default(), &[]).await
     }
 
+    /// A sandbox with a 1 s rate window: a 429's back-off (one window) stays short.
+    async fn with_short_rate_window() -> World {
+        Self::with(
+            SandboxConfig {
+                ghl_rate_window: std::time::Duration::from_secs(1),
+                ..SandboxConfig::default()
+            },
+            &[],
+        )
+        .await
+    }
+
     async fn with(sandbox_config: SandboxConfig, extra: &[(&str, &str)]) -> World {
-        let policy = "merge";
         let sandbox = df_sandbox::spawn(sandbox_config).await;
         let stack = Stack::new().await;
-        let consumer_settings = df_shared::lambda::Settings::from_pairs(
-            [
-                ("DATABASE_URL", stack.database_url.as_str()),
-                ("WEBHOOK_EVENTS_QUEUE_URL", stack.queue_url.as_str()),
-                ("GHL_BASE_URL", &format!("{sandbox}/ghl")),
-                ("GHL_API_KEY", "sandbox-ghl-token"),
-                ("GHL_LOCATION_ID", "sandbox-location"),
-                ("ALOWARE_BASE_URL", &format!("{sandbox}/aloware")),
-                ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-                ("CONTACT_SOURCE_OF_TRUTH", policy),
-                ("RETRY_BASE_SECONDS", "0"),
-            ]
-            .into_iter()
-            .chain(extra.iter().copied()),
+        let consumer_settings = consumer_settings(
+            &stack.database_url,
+            &stack.queue_url,
+            &sandbox,
+            "merge",
+            extra,
         );
         let consumer = Consumer::from_settings(&consumer_settings)
             .await
@@ -416,15 +442,7 @@ async fn twenty_interleaved_updates_of_a_contact_end_in_the_last_state() {
 
 #[tokio::test]
 async fn provider_errors_retry_until_done_without_double_writes() {
-    // A 1 s rate window keeps the 429 back-off (one window) short.
-    let w = World::with(
-        SandboxConfig {
-            ghl_rate_window: std::time::Duration::from_secs(1),
-            ..SandboxConfig::default()
-        },
-        &[],
-    )
-    .await;
+    let w = World::with_short_rate_window().await;
     w.sandbox_post(
         "faults",
         json!({"provider": "ghl", "status": 500, "count": 3}),
@@ -614,14 +632,7 @@ async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
 
 #[tokio::test]
 async fn a_429_storm_loses_nothing() {
-    let w = World::with(
-        SandboxConfig {
-            ghl_rate_window: std::time::Duration::from_secs(1),
-            ..SandboxConfig::default()
-        },
-        &[],
-    )
-    .await;
+    let w = World::with_short_rate_window().await;
     w.sandbox_post(
         "faults",
         json!({"provider": "ghl", "status": 429, "count": 25}),
@@ -1008,16 +1019,7 @@ async fn an_event_that_keeps_failing_goes_to_the_dlq_after_ten_attempts() {
         .to_string();
     let mut w = World::new().await;
     w.stack = Stack::with(&w.stack.database_url.clone(), &queue).await;
-    let settings = df_shared::lambda::Settings::from_pairs([
-        ("DATABASE_URL", w.stack.database_url.as_str()),
-        ("WEBHOOK_EVENTS_QUEUE_URL", queue.as_str()),
-        ("GHL_BASE_URL", &format!("{}/ghl", w.sandbox)),
-        ("GHL_API_KEY", "sandbox-ghl-token"),
-        ("GHL_LOCATION_ID", "sandbox-location"),
-        ("ALOWARE_BASE_URL", &format!("{}/aloware", w.sandbox)),
-        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-        ("RETRY_BASE_SECONDS", "0"),
-    ]);
+    let settings = consumer_settings(&w.stack.database_url, &queue, &w.sandbox, "merge", &[]);
     w.consumer = Consumer::from_settings(&settings).await.unwrap();
     w.sandbox_post(
         "faults",
