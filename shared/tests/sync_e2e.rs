@@ -625,8 +625,8 @@ async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
         .filter(|r| r["status"] == 500)
         .count();
     assert!(
-        failed >= 5,
-        "the outage was felt ({failed} failed requests)"
+        failed >= 2,
+        "the outage was felt and retried ({failed} failed requests)"
     );
 }
 
@@ -1087,4 +1087,51 @@ async fn the_texting_client_sends_reads_and_types_errors() {
         .unwrap_err()
         .message
         .contains("credentials rejected"));
+}
+
+#[tokio::test]
+async fn a_delivery_for_an_event_in_progress_is_retried_not_dropped() {
+    let w = World::new().await;
+    w.aloware_webhook(call_lifecycle()[1].clone()).await;
+    let ids = event_ids(&w).await;
+    let client = db_client(&w.stack.database_url).await;
+    // Another consumer claimed it (or crashed holding the claim) a moment ago.
+    client
+        .execute(
+            "UPDATE webhook_events SET status = 'processing', updated_at = now()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "kept for redelivery, not acknowledged"
+    );
+    assert!(w.requests("ghl").await.is_empty());
+    // Once the claim's five-minute lease has passed, a redelivery takes it over.
+    client
+        .execute(
+            "UPDATE webhook_events SET updated_at = now() - interval '6 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(w
+        .consumer
+        .handle(sqs_batch(&ids))
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(w.statuses().await[0].1, "done");
+    // A delivery for a finished event is acknowledged and changes nothing.
+    let writes = w.requests("ghl").await.len();
+    assert!(w
+        .consumer
+        .handle(sqs_batch(&ids))
+        .await
+        .batch_item_failures
+        .is_empty());
+    assert_eq!(w.requests("ghl").await.len(), writes);
 }

@@ -51,6 +51,15 @@ pub async fn claim(pool: &Pool, id: Uuid) -> Result<Option<EventRow>, RepoError>
     }))
 }
 
+pub async fn status(pool: &Pool, id: Uuid) -> Result<Option<String>, RepoError> {
+    let client = pool.get().await.map_err(err)?;
+    let row = client
+        .query_opt("SELECT status FROM webhook_events WHERE id = $1", &[&id])
+        .await
+        .map_err(err)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 pub async fn is_quarantined(pool: &Pool, id: Uuid) -> Result<bool, RepoError> {
     let client = pool.get().await.map_err(err)?;
     let row = client

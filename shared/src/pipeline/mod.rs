@@ -24,6 +24,8 @@ use crate::sync::{self, Outcome, SyncDeps, SyncError};
 pub mod sqs_event;
 
 pub const MAX_ATTEMPTS: i32 = 10;
+/// Matches `sync_repo::claim`'s lease on a `processing` row.
+const CLAIM_LEASE: Duration = Duration::from_secs(300);
 
 fn failure(message_id: String) -> BatchItemFailure {
     let mut f = BatchItemFailure::default();
@@ -165,29 +167,44 @@ impl Consumer {
             .await
             .map_err(|_| retry_soon)?
         else {
-            tracing::info!(event_id = %message.event_id, "event already finished or in progress");
-            return Ok(());
+            return self.unclaimed(message.event_id).await;
         };
         let started = chrono::Utc::now();
-        if sync_repo::is_quarantined(pool, event.id)
-            .await
-            .map_err(|_| Retry {
-                delay: self.retry_base,
-            })?
-        {
-            self.finish(&event, started, Ok(Outcome::Skipped("quarantined".into())))
-                .await;
-            return Ok(());
-        }
-        let result = sync::route(&self.deps, &event).await;
+        let result = match sync_repo::is_quarantined(pool, event.id).await {
+            Ok(true) => Ok(Outcome::Skipped("quarantined".into())),
+            Ok(false) => sync::route(&self.deps, &event).await,
+            Err(e) => Err(SyncError::Store(e)),
+        };
         let retry = match &result {
             Err(e) if e.retryable() => Some(self.backoff(event.attempts, e)),
             _ => None,
         };
-        self.finish(&event, started, result).await;
-        match retry {
-            Some(delay) => Err(Retry { delay }),
-            None => Ok(()),
+        // An outcome that cannot be recorded leaves the row `processing`: keep the
+        // message, so it is retried once the claim's lease expires.
+        let recorded = self.finish(&event, started, result).await;
+        match (retry, recorded) {
+            (Some(delay), _) => Err(Retry { delay }),
+            (None, false) => Err(Retry { delay: CLAIM_LEASE }),
+            (None, true) => Ok(()),
+        }
+    }
+
+    /// The row could not be claimed: finished (acknowledge the message), or claimed by
+    /// another delivery / a crashed consumer (retry after the claim's lease).
+    async fn unclaimed(&self, event_id: Uuid) -> Result<(), Retry> {
+        match sync_repo::status(&self.deps.pool, event_id).await {
+            Ok(Some(status)) if status == "processing" => {
+                tracing::info!(event_id = %event_id, "event is being processed elsewhere; retrying after the claim's lease");
+                Err(Retry { delay: CLAIM_LEASE })
+            }
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                tracing::error!(event_id = %event_id, "queue message for an unknown event dropped");
+                Ok(())
+            }
+            Err(_) => Err(Retry {
+                delay: self.retry_base,
+            }),
         }
     }
 
@@ -207,7 +224,7 @@ impl Consumer {
         event: &EventRow,
         started: chrono::DateTime<chrono::Utc>,
         result: Result<Outcome, SyncError>,
-    ) {
+    ) -> bool {
         let error = result.as_ref().err().map(|e| match e.retryable() {
             true if event.attempts >= MAX_ATTEMPTS => format!(
                 "{e} (attempt {} of {MAX_ATTEMPTS}; retries exhausted: the queue moves it to the DLQ)",
@@ -248,9 +265,13 @@ impl Consumer {
             ),
         };
         let pool = &self.deps.pool;
-        if let Err(e) = sync_repo::finish(pool, event.id, finish).await {
-            tracing::error!(event_id = %event.id, error = %e, "could not record the event's outcome");
-        }
+        let recorded = match sync_repo::finish(pool, event.id, finish).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(event_id = %event.id, error = %e, "could not record the event's outcome");
+                false
+            }
+        };
         let entry = SyncLogEntry {
             direction,
             entity_type: &event.entity_type,
@@ -267,5 +288,6 @@ impl Consumer {
             tracing::error!(event_id = %event.id, error = %e, "could not write the sync log");
         }
         tracing::info!(event_id = %event.id, source = %event.source, event_type = %event.event_type, status, attempts = event.attempts, "event processed");
+        recorded
     }
 }
