@@ -1135,3 +1135,26 @@ async fn a_delivery_for_an_event_in_progress_is_retried_not_dropped() {
         .is_empty());
     assert_eq!(w.requests("ghl").await.len(), writes);
 }
+
+#[tokio::test]
+async fn unsearched_upserts_send_tags_through_the_additive_endpoint() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("CONTACT_SOURCE_OF_TRUTH", "aloware")],
+    )
+    .await;
+    w.sandbox_post("seed", json!({"ghl_contacts": [{"id": "gt", "locationId": "sandbox-location", "phone": "+12025550177", "tags": ["vip"]}]})).await;
+    w.aloware_webhook(json!({"event": "Contact-Updated", "body": {"id": 9, "first_name": "Vi", "phone_number": "+12025550177", "is_dnc": true}})).await;
+    w.drain_queue().await;
+    let calls = w.requests("ghl").await;
+    let paths: Vec<&str> = calls.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/ghl/contacts/upsert", "/ghl/contacts/gt/tags"]);
+    assert!(
+        calls[0]["body"].get("tags").is_none(),
+        "no tags in the upsert: {}",
+        calls[0]["body"]
+    );
+    let c = w.state().await["ghl"]["contacts"][0].clone();
+    assert_eq!(c["tags"], json!(["vip", "dnc"]), "existing tags kept");
+    assert_eq!(c["dndSettings"]["Call"]["status"], "active");
+}

@@ -20,6 +20,8 @@ pub struct RateBudget {
     capacity: f64,
     refill_per_sec: f64,
     max_wait: Duration,
+    /// Buckets this process has already created: the hot path is then one UPDATE.
+    created: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 const TAKE: &str = "UPDATE rate_limit_buckets
@@ -32,7 +34,8 @@ const AVAILABLE: &str = "SELECT LEAST(capacity, tokens + EXTRACT(EPOCH FROM (clo
     FROM rate_limit_buckets WHERE bucket_key = $1";
 const CREATE: &str = "INSERT INTO rate_limit_buckets (bucket_key, tokens, capacity, refill_per_sec)
     VALUES ($1, $2, $2, $3)
-    ON CONFLICT (bucket_key) DO UPDATE SET capacity = EXCLUDED.capacity, refill_per_sec = EXCLUDED.refill_per_sec";
+    ON CONFLICT (bucket_key) DO UPDATE SET capacity = EXCLUDED.capacity, refill_per_sec = EXCLUDED.refill_per_sec
+    WHERE rate_limit_buckets.capacity <> EXCLUDED.capacity OR rate_limit_buckets.refill_per_sec <> EXCLUDED.refill_per_sec";
 
 impl RateBudget {
     /// `per_window` requests per `window` sustained, under a provider limit of `limit`
@@ -45,6 +48,7 @@ impl RateBudget {
             capacity,
             refill_per_sec,
             max_wait: Duration::from_secs(20),
+            created: Default::default(),
         }
     }
 
@@ -55,10 +59,13 @@ impl RateBudget {
     /// Take one token, waiting for it when the bucket is empty.
     pub async fn acquire(&self, key: &str) -> Result<(), BudgetError> {
         let client = self.pool.get().await.map_err(Self::store_err)?;
-        client
-            .execute(CREATE, &[&key, &self.capacity, &self.refill_per_sec])
-            .await
-            .map_err(Self::store_err)?;
+        if !self.created.lock().unwrap().contains(key) {
+            client
+                .execute(CREATE, &[&key, &self.capacity, &self.refill_per_sec])
+                .await
+                .map_err(Self::store_err)?;
+            self.created.lock().unwrap().insert(key.to_string());
+        }
         let take = client.prepare_cached(TAKE).await.map_err(Self::store_err)?;
         let available = client
             .prepare_cached(AVAILABLE)

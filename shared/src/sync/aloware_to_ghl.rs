@@ -96,16 +96,21 @@ async fn sync_contact(
                     "Aloware contact has neither phone nor email".into(),
                 ));
             }
-            let (_, contact) = deps
-                .ghl
-                .upsert_contact(&marked(
-                    deps,
-                    origin,
-                    new_contact_body(&incoming, aloware_id.as_deref(), source, &[]),
-                ))
-                .await?;
+            let mut body = new_contact_body(&incoming, aloware_id.as_deref(), source, &[]);
+            // Unsearched (policy aloware), the upsert may land on an existing contact, and
+            // whether GHL's upsert replaces or adds tags is undocumented: tags go through
+            // the additive tags endpoint instead.
+            let unsearched_tags = match (deps.policy, body.as_object_mut()) {
+                (Policy::Aloware, Some(fields)) => fields.remove("tags"),
+                _ => None,
+            };
+            let (_, contact) = deps.ghl.upsert_contact(&marked(deps, origin, body)).await?;
             let ghl_id = Contact::ghl_id(&contact)
                 .ok_or_else(|| SyncError::Invalid("GHL upsert returned no id".into()))?;
+            if let Some(tags) = unsearched_tags {
+                let tags: Vec<String> = serde_json::from_value(tags).unwrap_or_default();
+                deps.ghl.add_tags(&ghl_id, &tags).await?;
+            }
             let written = Contact::from_ghl(&contact, &deps.default_country);
             sync_repo::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&written))
                 .await?;
