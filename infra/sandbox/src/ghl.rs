@@ -375,16 +375,21 @@ fn search(st: &State, body: &Value) -> Reply {
     Reply::json(200, json!({"contacts": contacts, "total": total}))
 }
 
+/// A note's `body`, required and non-empty (422 otherwise, as GHL answers).
+fn note_text(body: &Value) -> Result<&str, Reply> {
+    body.get("body")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| unprocessable(&["body should not be empty"]))
+}
+
 fn create_note(st: &mut State, contact_id: &str, body: &Value) -> Reply {
     if !st.ghl_contacts.contains_key(contact_id) {
         return error(400, "Contact not found");
     }
-    let Some(text) = body
-        .get("body")
-        .and_then(Value::as_str)
-        .filter(|b| !b.is_empty())
-    else {
-        return unprocessable(&["body should not be empty"]);
+    let text = match note_text(body) {
+        Ok(text) => text,
+        Err(reply) => return reply,
     };
     let note = json!({"id": st.ghl_id('n'), "body": text, "contactId": contact_id, "userId": null,
         "dateAdded": chrono::Utc::now().to_rfc3339()});
@@ -404,12 +409,9 @@ fn find_note(st: &State, contact_id: &str, note_id: &str) -> Option<Value> {
 }
 
 fn update_note(st: &mut State, contact_id: &str, note_id: &str, body: &Value) -> Reply {
-    let Some(text) = body
-        .get("body")
-        .and_then(Value::as_str)
-        .filter(|b| !b.is_empty())
-    else {
-        return unprocessable(&["body should not be empty"]);
+    let text = match note_text(body) {
+        Ok(text) => text,
+        Err(reply) => return reply,
     };
     let note = st
         .ghl_notes

@@ -339,47 +339,66 @@ fn union_tags(a: &[String], b: &[String]) -> Vec<String> {
     all
 }
 
+/// The contact's text fields, in the order of the name tables below.
+fn text_fields(c: &Contact) -> [&Option<String>; 11] {
+    [
+        &c.first_name,
+        &c.last_name,
+        &c.phone,
+        &c.email,
+        &c.timezone,
+        &c.address,
+        &c.city,
+        &c.state,
+        &c.postal_code,
+        &c.country,
+        &c.lead_source,
+    ]
+}
+
+const GHL_NAMES: [&str; 11] = [
+    "firstName",
+    "lastName",
+    "phone",
+    "email",
+    "timezone",
+    "address1",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "source",
+];
+const ALOWARE_NAMES: [&str; 11] = [
+    "first_name",
+    "last_name",
+    "phone_number",
+    "email",
+    "timezone",
+    "address",
+    "city",
+    "state",
+    "zipcode",
+    "country",
+    "lead_source",
+];
+
+fn named(c: &Contact, names: [&'static str; 11]) -> BTreeMap<&'static str, Value> {
+    names
+        .into_iter()
+        .zip(text_fields(c))
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, Value::from(v.clone()))))
+        .collect()
+}
+
 /// GHL field values of a contact, for writes and comparisons.
 pub fn ghl_fields(c: &Contact) -> BTreeMap<&'static str, Value> {
-    let mut m = BTreeMap::new();
-    let mut put = |k: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            m.insert(k, Value::from(v.clone()));
-        }
-    };
-    put("firstName", &c.first_name);
-    put("lastName", &c.last_name);
-    put("phone", &c.phone);
-    put("email", &c.email);
-    put("timezone", &c.timezone);
-    put("address1", &c.address);
-    put("city", &c.city);
-    put("state", &c.state);
-    put("postalCode", &c.postal_code);
-    put("country", &c.country);
-    put("source", &c.lead_source);
-    m
+    named(c, GHL_NAMES)
 }
 
 /// Aloware `forms` field values of a contact.
 pub fn aloware_fields(c: &Contact) -> BTreeMap<&'static str, Value> {
-    let mut m = BTreeMap::new();
-    let mut put = |k: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            m.insert(k, Value::from(v.clone()));
-        }
-    };
-    put("first_name", &c.first_name);
-    put("last_name", &c.last_name);
-    put("phone_number", &c.phone);
-    put("email", &c.email);
-    put("timezone", &c.timezone);
-    put("address", &c.address);
-    put("city", &c.city);
-    put("state", &c.state);
-    put("zipcode", &c.postal_code);
-    put("country", &c.country);
-    put("lead_source", &c.lead_source);
+    let mut m = named(c, ALOWARE_NAMES);
     if let Some(dnc) = c.dnc {
         m.insert("is_dnc", Value::from(dnc));
     }
