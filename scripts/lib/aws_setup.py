@@ -1,14 +1,36 @@
-"""Create the local queues (FIFO + DLQ, maxReceiveCount 10) in the emulator.
+"""Create the local queues in the emulator exactly as template.yaml declares them: FIFO,
+with the template's VisibilityTimeout and a DLQ under its redrive policy.
 
-Prints shell assignments of the queue URLs. Uses boto3, which moto installs.
+Prints shell assignments of the queue URLs. Uses boto3 and PyYAML, which moto installs.
 """
 import json
 import os
 import sys
 
 import boto3
+import yaml
 
-QUEUES = {"WEBHOOK_EVENTS_QUEUE_URL": "webhook-events", "TEXTING_EVENTS_QUEUE_URL": "texting-events"}
+# Environment variable → (queue name suffix, template resource).
+QUEUES = {
+    "WEBHOOK_EVENTS_QUEUE_URL": ("webhook-events", "WebhookEventsQueue"),
+    "TEXTING_EVENTS_QUEUE_URL": ("texting-events", "TextingEventsQueue"),
+}
+TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "template.yaml")
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+# CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) parse as plain values.
+Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def template_queue(resource):
+    """(VisibilityTimeout, maxReceiveCount) of a queue resource of the template."""
+    with open(TEMPLATE) as f:
+        props = yaml.load(f, Loader=Loader)["Resources"][resource]["Properties"]
+    return int(props["VisibilityTimeout"]), int(props["RedrivePolicy"]["maxReceiveCount"])
 
 
 def sqs():
@@ -17,15 +39,16 @@ def sqs():
 
 def create_queues(prefix=""):
     client = sqs()
-    for var, name in QUEUES.items():
+    for var, (name, resource) in QUEUES.items():
+        visibility, max_receives = template_queue(resource)
         dlq = client.create_queue(QueueName=f"{prefix}{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = client.create_queue(
             QueueName=f"{prefix}{name}.fifo",
             Attributes={
                 "FifoQueue": "true",
-                "VisibilityTimeout": "60",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}),
+                "VisibilityTimeout": str(visibility),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
             },
         )["QueueUrl"]
         print(f"{var}='{url}'")

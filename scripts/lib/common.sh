@@ -160,7 +160,11 @@ local_webhook_secrets() {
 start_watch() {
   local port="$1" logfile="$2"
   port_open 127.0.0.1 "$port" && die "port $port is in use"
+  # The functions as `cargo lambda watch` runs them (`cargo run --bin`, default members:
+  # the same feature resolution, so nothing recompiles on the first invocation), then
+  # the local sandbox and bridge.
   cargo build -q --bins
+  cargo build -q -p df-sandbox -p df-bridge
   setsid cargo lambda watch -q -A 127.0.0.1 -P "$port" >"$logfile" 2>&1 &
   WATCH_PID=$!
   STARTED+=("pgid:$WATCH_PID")

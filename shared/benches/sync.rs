@@ -6,17 +6,18 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use df_sandbox::SandboxConfig;
-use df_shared::adapters::events_repo::insert_webhook_event;
+use df_shared::adapters::event_store::{self, NewEvent};
 use df_shared::adapters::rate_budget::RateBudget;
-use df_shared::domain::{aloware, Source};
+use df_shared::domain::{aloware_webhook as aloware, EventKind, Source};
 use df_shared::lambda::Settings;
-use df_shared::pipeline::Consumer;
-use df_shared::providers::ghl::{GhlClient, GhlConfig};
+use df_shared::pipeline::{webhook_consumer, Consumer};
+use df_shared::providers::ghl_api::{GhlApiConfig, GhlClient};
+use df_shared::sync::WebhookRouter;
 use serde_json::{json, Value};
 
 struct Bench {
     sandbox: String,
-    consumer: Consumer,
+    consumer: Consumer<WebhookRouter>,
     http: reqwest::Client,
 }
 
@@ -43,15 +44,17 @@ impl Bench {
         else {
             panic!("not an event")
         };
-        let stored = insert_webhook_event(
-            &self.consumer.deps.pool,
-            Source::Aloware,
-            &classified,
-            &raw,
-            &dedupe_key,
-        )
-        .await
-        .unwrap();
+        let new = NewEvent {
+            source: Source::Aloware,
+            classified: &classified,
+            payload_json: &raw,
+            dedupe: &dedupe_key,
+            texting: None,
+            quarantine: None,
+        };
+        let stored = event_store::insert(&self.consumer.pool, EventKind::Webhook, &new)
+            .await
+            .unwrap();
         self.consume(stored.id()).await
     }
 
@@ -62,7 +65,8 @@ impl Bench {
         record.body = Some(json!({"event_id": id, "kind": "webhook"}).to_string());
         let mut event = SqsEvent::default();
         event.records = vec![record];
-        let response = self.consumer.handle(event).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let response = self.consumer.handle(event, deadline).await;
         assert!(response.batch_item_failures.is_empty(), "event failed");
         let new: Vec<Value> = self.requests().await.into_iter().skip(before).collect();
         let ghl = new.iter().filter(|r| r["provider"] == "ghl").count();
@@ -97,8 +101,8 @@ async fn main() {
         .expect("DF_BENCH_DATABASE_URL: run scripts/bench sync");
     let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
     let settings = consumer_settings(&database_url, &sandbox, "merge");
-    let consumer = Consumer::from_settings(&settings).await.unwrap();
-    let pool = consumer.deps.pool.clone();
+    let consumer = webhook_consumer(&settings).await.unwrap();
+    let pool = consumer.pool.clone();
     let b = Bench {
         sandbox: sandbox.clone(),
         consumer,
@@ -124,7 +128,7 @@ async fn main() {
     let aloware_policy = consumer_settings(&database_url, &sandbox, "aloware");
     let b2 = Bench {
         sandbox: sandbox.clone(),
-        consumer: Consumer::from_settings(&aloware_policy).await.unwrap(),
+        consumer: webhook_consumer(&aloware_policy).await.unwrap(),
         http: reqwest::Client::new(),
     };
     let other = json!({"id": format!("d{run}"), "first_name": "Ann", "phone_number": format!("+1818602{n:04}")});
@@ -188,7 +192,7 @@ async fn main() {
 
     // Rate budget: one location drains a backlog of GHL calls from 16 concurrent workers.
     let budget = RateBudget::new(pool, 90, 100, Duration::from_secs(10));
-    let cfg = GhlConfig {
+    let cfg = GhlApiConfig {
         base_url: format!("{sandbox}/ghl"),
         token: "sandbox-ghl-token".into(),
         location_id: format!("bench-{run}"),

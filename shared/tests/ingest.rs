@@ -6,7 +6,11 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::Utc;
 use common::*;
 use df_shared::auth::GhlKeys;
-use df_shared::ingest::{aloware, ghl, texting};
+use df_shared::domain::EventKind;
+use df_shared::ingest::webhook_aloware::{self as aloware, AlowareWebhookAuth};
+use df_shared::ingest::webhook_ghl::{self as ghl, GhlWebhookAuth};
+use df_shared::ingest::webhook_texting::{self as texting, TextingWebhookAuth};
+use df_shared::ingest::Ingest;
 use df_shared::lambda::http::MAX_BODY_BYTES;
 use df_shared::ops::health::{self, Health};
 use lambda_http::{Body, Request, Response};
@@ -14,9 +18,9 @@ use serde_json::{json, Value};
 
 struct Handlers {
     stack: Stack,
-    aloware: aloware::AlowareConfig,
-    ghl: ghl::GhlConfig,
-    texting: texting::TextingConfig,
+    aloware: AlowareWebhookAuth,
+    ghl: GhlWebhookAuth,
+    texting: TextingWebhookAuth,
 }
 
 impl Handlers {
@@ -26,21 +30,27 @@ impl Handlers {
 
     fn on(stack: Stack) -> Handlers {
         Handlers {
-            aloware: aloware::AlowareConfig::from_settings(&stack.settings).unwrap(),
-            ghl: ghl::GhlConfig::from_settings(&stack.settings).unwrap(),
-            texting: texting::TextingConfig::from_settings(&stack.settings).unwrap(),
+            aloware: AlowareWebhookAuth::from_settings(&stack.settings).unwrap(),
+            ghl: GhlWebhookAuth::from_settings(&stack.settings).unwrap(),
+            texting: TextingWebhookAuth::from_settings(&stack.settings).unwrap(),
             stack,
         }
     }
 
-    /// Route by path, as API Gateway does.
+    /// Route by path, as API Gateway does; texting goes to its own inbox.
     async fn call(&self, req: Request) -> Response<Body> {
         let path = req.uri().path().to_string();
         let ingest = &self.stack.ingest;
         match path.as_str() {
             "/api/webhooks/aloware" => aloware::handle(ingest, &self.aloware, req).await,
             "/api/webhooks/ghl" => ghl::handle(ingest, &self.ghl, req).await,
-            "/api/webhooks/texting" => texting::handle(ingest, &self.texting, req).await,
+            "/api/webhooks/texting" => {
+                let texting_ingest = Ingest {
+                    kind: EventKind::Texting,
+                    ..ingest.clone()
+                };
+                texting::handle(&texting_ingest, &self.texting, req).await
+            }
             other => panic!("no route {other}"),
         }
     }
@@ -62,7 +72,8 @@ async fn fixtures_get_the_contracted_answers() {
         ("aloware-test-payload.json", 200),
         ("aloware-wrong-password.json", 401),
         ("aloware-malformed-json.json", 400),
-        ("aloware-not-a-webhook.json", 400),
+        // Authenticated JSON that does not classify is kept for an operator.
+        ("aloware-not-a-webhook.json", 200),
         ("ghl-workflow-tag.json", 200),
         ("ghl-unsigned.json", 401),
         ("ghl-forged-signature.json", 401),
@@ -77,11 +88,12 @@ async fn fixtures_get_the_contracted_answers() {
             assert!(body["error"].is_string(), "{file}: error body {body}");
         }
     }
-    // Stored: the call, the workflow webhook, two texting events. Not the ping.
+    // Stored: the call, the unclassifiable body (held), the workflow webhook, two
+    // texting events. Not the ping.
     let client = db_client(&h.stack.database_url).await;
     let rows = client
         .query(
-            "SELECT source, entity_type, entity_id, status FROM webhook_events ORDER BY source",
+            "SELECT source, entity_type, entity_id, status FROM webhook_events ORDER BY source, entity_type",
             &[],
         )
         .await
@@ -98,6 +110,12 @@ async fn fixtures_get_the_contracted_answers() {
                 "call".into(),
                 Some("54363660".into()),
                 "pending".into()
+            ),
+            (
+                "aloware".into(),
+                "unknown".into(),
+                None,
+                "quarantined".into()
             ),
             (
                 "ghl".into(),
@@ -227,24 +245,37 @@ async fn oversized_and_malformed_bodies_are_refused_and_not_stored() {
             (413, Some("payload_too_large")),
             "{path}"
         );
-        for bad in [
-            "{",
-            "[1,2]",
-            "\"text\"",
-            "\u{0}",
-            "{\"a\":\"\\u0000\"}",
-            "{\"type\": 5}",
-        ] {
+        for bad in ["{", "\u{0}", "{\"a\":\"\\u0000\"}"] {
             let (status, body) = h.status_and_json(post(path, headers, bad)).await;
             assert_eq!(status, 400, "{path} with {bad:?}: {body}");
             assert!(body["message"].is_string());
+        }
+        // JSON that is not a webhook: refused, except from Aloware (authenticated,
+        // never retried), where it is stored quarantined.
+        for odd in ["[1,2]", "\"text\"", "{\"type\": 5}"] {
+            let (status, body) = h.status_and_json(post(path, headers, odd)).await;
+            if *path == "/api/webhooks/aloware" {
+                assert_eq!(
+                    (status, body["status"].as_str()),
+                    (200, Some("quarantined")),
+                    "{odd}: {body}"
+                );
+            } else {
+                assert_eq!(status, 400, "{path} with {odd:?}: {body}");
+            }
         }
         let (status, _) = h
             .status_and_json(post(path, headers, vec![0xff, 0xfe]))
             .await;
         assert_eq!(status, 400, "{path}: invalid UTF-8");
     }
-    assert_eq!(h.rows().await, 0);
+    assert_eq!(h.rows().await, 3, "only the three odd Aloware bodies, held");
+    assert_eq!(
+        h.stack
+            .count("SELECT count(*) FROM quarantine_events WHERE quarantined_by = 'ingest'")
+            .await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -343,7 +374,7 @@ async fn ghl_signed_webhooks_verify_replays_are_refused() {
     let s = signer();
     let other = signer();
     let mut h = Handlers::new().await;
-    h.ghl = ghl::GhlConfig::new(s.keys.clone(), Some(WORKFLOW_SECRET.into()));
+    h.ghl = GhlWebhookAuth::new(s.keys.clone(), Some(WORKFLOW_SECRET.into()));
     let now = Utc::now();
     let body = |id: &str, ts: chrono::DateTime<Utc>, webhook: &str| {
         json!({"type": "ContactUpdate", "locationId": "loc1", "id": id, "phone": "+12025550177",
@@ -411,7 +442,14 @@ async fn ghl_signed_webhooks_verify_replays_are_refused() {
         let (st, b) = h.status_and_json(req).await;
         assert_eq!(st, 401, "{what}: {b}");
     }
-    let stale = body("c5", now - chrono::Duration::seconds(301), "wh-5");
+    // GHL retries a 429 about every 10 minutes with the same signed body: a body
+    // signed 15 minutes ago is one of those retries and is accepted; 3 hours is a replay.
+    let retried = body("c5", now - chrono::Duration::minutes(15), "wh-5");
+    let (st, b) = h
+        .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&retried))], &retried))
+        .await;
+    assert_eq!((st, b["status"].as_str()), (200, Some("pending")), "{b}");
+    let stale = body("c6", now - chrono::Duration::hours(3), "wh-6");
     let (st, b) = h
         .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&stale))], &stale))
         .await;
@@ -419,7 +457,7 @@ async fn ghl_signed_webhooks_verify_replays_are_refused() {
         (st, b["message"].as_str().map(|m| m.contains("stale"))),
         (401, Some(true))
     );
-    assert_eq!(h.rows().await, 2);
+    assert_eq!(h.rows().await, 3);
 }
 
 #[tokio::test]
@@ -563,4 +601,213 @@ async fn migrations_are_idempotent_and_serialised() {
         df_shared::adapters::migrations::MIGRATIONS.len(),
         "each migration applied exactly once"
     );
+}
+
+fn workflow(body: &Value) -> Request {
+    post(
+        "/api/webhooks/ghl",
+        &[("x-df-workflow-secret", WORKFLOW_SECRET)],
+        body.to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_store_that_hangs_is_answered_429_to_ghl_and_503_to_aloware_within_the_budget() {
+    let h = Handlers::new().await;
+    // A real hang: another session holds a lock the INSERT must wait for.
+    let blocker = db_client(&h.stack.database_url).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let body = json!({"contact_id": "hang1", "phone": "+12025550101", "customData": {"event": "ContactUpdate"}});
+    let started = std::time::Instant::now();
+    let (status, answer) = h.status_and_json(workflow(&body)).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (429, Some("store_unavailable")),
+        "{answer}"
+    );
+    assert!(
+        waited < df_shared::pipeline::deployment::INGEST_TIMEOUT,
+        "answered inside the function's timeout ({waited:?})"
+    );
+    let (status, _) = h
+        .status_and_json(fixture("aloware-call-disposition.json"))
+        .await;
+    assert_eq!(status, 503);
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    // GHL retries the 429 with the same body: now it is stored.
+    let (status, answer) = h.status_and_json(workflow(&body)).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("pending")),
+        "{answer}"
+    );
+    assert_eq!(h.rows().await, 1);
+}
+
+#[tokio::test]
+async fn body_hash_dedupe_compares_with_the_latest_delivery_only() {
+    let h = Handlers::new().await;
+    let state = |tags: &str| json!({"contact_id": "abac", "phone": "+12025550102", "tags": tags, "customData": {"event": "ContactTagUpdate"}});
+    let (a, b) = (state("hot lead"), state("cold"));
+    let (_, first) = h.status_and_json(workflow(&a)).await;
+    let (_, repeat) = h.status_and_json(workflow(&a)).await;
+    assert_eq!(
+        repeat,
+        json!({"duplicate": true, "id": first["id"]}),
+        "A → A is one delivery"
+    );
+    let (_, second) = h.status_and_json(workflow(&b)).await;
+    let (_, third) = h.status_and_json(workflow(&a)).await;
+    assert_eq!(
+        (second["status"].as_str(), third["status"].as_str()),
+        (Some("pending"), Some("pending")),
+        "A → B → A is three changes: {second} {third}"
+    );
+    assert_ne!(first["id"], third["id"]);
+    assert_eq!(h.rows().await, 3);
+    assert_eq!(drain(&h.stack.queue_url).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_an_unqueued_row_re_enqueues_it() {
+    let db = fresh_database().await;
+    let down = Handlers::on(Stack::with(&db, DEAD_QUEUE_URL).await);
+    let (_, first) = down.status_and_json(fixture("ghl-workflow-tag.json")).await;
+    assert_eq!(first["queued"], false);
+    let queue = fresh_queue().await;
+    let up = Handlers::on(Stack::with(&db, &queue).await);
+    let (_, again) = up.status_and_json(fixture("ghl-workflow-tag.json")).await;
+    assert_eq!(again, json!({"duplicate": true, "id": first["id"]}));
+    let (_, thrice) = up.status_and_json(fixture("ghl-workflow-tag.json")).await;
+    assert_eq!(thrice["duplicate"], true);
+    let messages = drain(&queue).await;
+    assert_eq!(messages.len(), 1, "re-enqueued once, not per duplicate");
+    let body: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(body["event_id"], first["id"]);
+}
+
+#[tokio::test]
+async fn queue_down_at_ingest_then_the_relay_sends_each_row_exactly_once_in_order() {
+    use df_shared::pipeline::relay::Relay;
+    let db = fresh_database().await;
+    let down = Handlers::on(Stack::with(&db, DEAD_QUEUE_URL).await);
+    let call = |id: u64, phone: &str| {
+        let body = json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": id, "type": 1,
+            "disposition_status2": 4, "call_disposition": "No Answer", "lead_number": phone}});
+        post(
+            "/api/webhooks/aloware",
+            &[("authorization", &basic_auth())],
+            body.to_string(),
+        )
+    };
+    for (id, phone) in [
+        (1, "+12025550111"),
+        (2, "+12025550112"),
+        (3, "+12025550111"),
+    ] {
+        let (_, b) = down.status_and_json(call(id, phone)).await;
+        assert_eq!(b["queued"], false);
+    }
+    let queue = fresh_queue().await;
+    let relay = Relay::from_settings(&settings(&db, &queue), &[EventKind::Webhook])
+        .await
+        .unwrap();
+    let reports = relay.run_once().await;
+    assert_eq!(
+        (reports[0].resent, reports[0].send_failures),
+        (3, 0),
+        "{reports:?}"
+    );
+    let again = relay.run_once().await;
+    assert_eq!(again[0].resent, 0, "a queued row is not sent twice");
+    let messages = drain(&queue).await;
+    assert_eq!(messages.len(), 3);
+    let group = |m: &aws_sdk_sqs::types::Message| {
+        m.attributes().unwrap()[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId]
+            .clone()
+    };
+    let ids: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["event_id"].clone())
+        .collect();
+    let client = db_client(&db).await;
+    let order: Vec<Value> = client
+        .query(
+            "SELECT id::text FROM webhook_events ORDER BY received_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| Value::from(r.get::<_, String>(0)))
+        .collect();
+    // One person's two calls share a group, in the order they were received.
+    let person: Vec<&Value> = ids
+        .iter()
+        .filter(|id| **id == order[0] || **id == order[2])
+        .collect();
+    assert_eq!(person, [&order[0], &order[2]]);
+    let by_id = |id: &Value| group(&messages[ids.iter().position(|x| x == id).unwrap()]);
+    assert_eq!(by_id(&order[0]), by_id(&order[2]));
+    assert_ne!(by_id(&order[0]), by_id(&order[1]));
+}
+
+#[tokio::test]
+async fn every_event_about_one_person_shares_a_message_group() {
+    let h = Handlers::new().await;
+    let aloware = |body: Value| {
+        post(
+            "/api/webhooks/aloware",
+            &[("authorization", &basic_auth())],
+            body.to_string(),
+        )
+    };
+    // The captured lifecycle: the disposition names the lead's phone, the summary only
+    // the Aloware contact and the call.
+    h.status_and_json(aloware(
+        json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": 940868616,
+        "type": 1, "disposition_status2": 4, "lead_number": "+12025550177", "contact_id": null}}),
+    ))
+    .await;
+    h.status_and_json(aloware(json!({"event": "transcription.call.summarized", "body": {"communication": {"id": 940868616},
+        "summary": "s", "transcription": {"id": 1}, "contact": {"id": 155091981}}}))).await;
+    // A GHL event for the contact mapped to that phone.
+    let client = db_client(&h.stack.database_url).await;
+    client
+        .execute("INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id, phone_number) VALUES ('155091981', 'g-same', '+12025550177')", &[])
+        .await
+        .unwrap();
+    h.status_and_json(workflow(
+        &json!({"contact_id": "g-same", "customData": {"event": "ContactUpdate"}}),
+    ))
+    .await;
+    // And an Aloware contact event by its id alone.
+    h.status_and_json(aloware(
+        json!({"event": "Contact-Updated", "body": {"id": 155091981, "first_name": "T"}}),
+    ))
+    .await;
+    let keys: Vec<String> = client
+        .query(
+            "SELECT person_key FROM webhook_events ORDER BY received_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(keys, vec!["+12025550177"; 4], "one person, one key");
+    let groups: std::collections::HashSet<String> = drain(&h.stack.queue_url)
+        .await
+        .iter()
+        .map(|m| {
+            m.attributes().unwrap()[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId]
+                .clone()
+        })
+        .collect();
+    assert_eq!(groups.len(), 1, "one message group: {groups:?}");
 }

@@ -4,8 +4,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use df_shared::domain::aloware::{self, AlowareWebhook};
-use df_shared::domain::{ghl, EntityType};
+use df_shared::domain::aloware_webhook::{self as aloware, AlowareWebhook};
+use df_shared::domain::{ghl_webhook as ghl, EntityType};
 use serde_json::Value;
 
 fn reference_or_skip(test: &str) -> Option<std::path::PathBuf> {
@@ -81,7 +81,7 @@ fn every_ghl_example_classifies_to_its_entity_and_id() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let raw = std::fs::read(path).unwrap();
         let payload: Value = serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let w = ghl::classify(&payload, &raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let w = ghl::classify(&payload, &raw, "US").unwrap_or_else(|e| panic!("{name}: {e}"));
         let c = &w.classified;
         assert_eq!(c.entity_type, expected_entity(&name), "{name}: entity type");
         let id = c
@@ -93,7 +93,7 @@ fn every_ghl_example_classifies_to_its_entity_and_id() {
             "{name}: entity id {id} is not a value of the example"
         );
         assert!(!c.event_type.is_empty(), "{name}: event type");
-        keys.insert(w.dedupe_key.clone());
+        keys.insert(w.dedupe_key.stored());
         bodies.insert(raw);
     }
     assert_eq!(
@@ -110,9 +110,15 @@ fn ghl_examples_pick_the_documented_ids() {
     };
     let check = |file: &str, entity: &str, person: Option<&str>| {
         let raw = std::fs::read(dir.join("ghl/webhooks").join(file)).unwrap();
-        let w = ghl::classify(&serde_json::from_slice(&raw).unwrap(), &raw).unwrap();
+        let w = ghl::classify(&serde_json::from_slice(&raw).unwrap(), &raw, "US").unwrap();
         assert_eq!(w.classified.entity_id.as_deref(), Some(entity), "{file}");
-        assert_eq!(w.classified.person_key.as_deref(), person, "{file}");
+        let ghl_person = w
+            .classified
+            .person
+            .ghl_contact_id
+            .as_ref()
+            .map(|id| format!("ghl:{id}"));
+        assert_eq!(ghl_person.as_deref(), person, "{file}");
     };
     check(
         "ContactCreate.example.json",
@@ -139,7 +145,7 @@ fn ghl_examples_pick_the_documented_ids() {
         .to_string();
     let raw = serde_json::to_vec(&appointment).unwrap();
     assert_eq!(
-        ghl::classify(&appointment, &raw)
+        ghl::classify(&appointment, &raw, "US")
             .unwrap()
             .classified
             .entity_id,
@@ -153,7 +159,7 @@ fn aloware_event(payload: &Value) -> (df_shared::domain::Classified, String) {
         AlowareWebhook::Event {
             classified,
             dedupe_key,
-        } => (classified, dedupe_key),
+        } => (classified, dedupe_key.stored()),
         AlowareWebhook::TestPing => panic!("unexpected test ping"),
     }
 }
@@ -199,11 +205,19 @@ fn aloware_call_lifecycle_classifies_step_by_step() {
         "initiation, disposition, recording and summary are four deliveries"
     );
     assert_eq!(
-        got[0].0.person_key.as_deref(),
+        got[0].0.person.fallback_key().as_deref(),
         Some("+12025550177"),
         "no contact id: the lead's phone"
     );
-    assert_eq!(got[3].0.person_key.as_deref(), Some("aloware:155091981"));
+    // The summary names only the contact and the call: the store gives it the key of
+    // the call's first event (adapters::event_store), so all four share one group.
+    assert_eq!(
+        got[3].0.person.aloware_contact_id.as_deref(),
+        Some("155091981")
+    );
+    assert!(got
+        .iter()
+        .all(|(c, _)| c.person.call_id.as_deref() == Some("940868616")));
 }
 
 #[test]
@@ -219,7 +233,7 @@ fn aloware_documented_and_zapier_samples_classify() {
         (c.entity_type, c.entity_id.as_deref()),
         (EntityType::Call, Some("54363660"))
     );
-    assert_eq!(c.person_key.as_deref(), Some("aloware:6896898"));
+    assert_eq!(c.person.aloware_contact_id.as_deref(), Some("6896898"));
 
     let (c, _) = aloware_event(&aloware_sample(
         &dir,
@@ -244,7 +258,7 @@ fn aloware_documented_and_zapier_samples_classify() {
         (c.entity_type, c.entity_id.as_deref()),
         (EntityType::Call, Some("985097163"))
     );
-    assert_eq!(c.person_key.as_deref(), Some("aloware:169745494"));
+    assert_eq!(c.person.aloware_contact_id.as_deref(), Some("169745494"));
     let mut completed = ringing.clone();
     for (k, v) in zapier["completed_post_fields_that_differ"]
         .as_object()

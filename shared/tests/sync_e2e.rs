@@ -1,13 +1,23 @@
-//! End to end: webhook → ingest handler → SQS FIFO queue (moto) → `process-webhook-events`
-//! fed the received messages as Lambda's trigger would (successes deleted, failures left
-//! for redelivery) → provider sandbox over HTTP. Then the sandbox's state is checked.
+//! End to end: webhook → ingest handler → SQS FIFO queue (moto, with the template's
+//! visibility timeout and redrive policy) → `process-webhook-events` fed the received
+//! messages by several concurrent pollers, as Lambda runs several batches at once
+//! (successes deleted, failures left for redelivery) → provider sandbox over HTTP.
+//! Then the sandbox's state is checked.
 mod common;
 
 use common::*;
 use df_sandbox::SandboxConfig;
-use df_shared::ingest::{aloware, ghl};
+use df_shared::domain::EventKind;
+use df_shared::ingest::webhook_aloware::{self as aloware, AlowareWebhookAuth};
+use df_shared::ingest::webhook_ghl::{self as ghl, GhlWebhookAuth};
+use df_shared::pipeline::deployment::CONSUMER_TIMEOUT;
+use df_shared::pipeline::relay::Relay;
 use df_shared::pipeline::{sqs_event, Consumer};
+use df_shared::sync::WebhookRouter;
 use serde_json::{json, Value};
+
+/// Concurrent pollers of the e2e harness (Lambda's concurrent batches).
+const POLLERS: usize = 4;
 
 /// The consumer's settings against a database, a queue and a sandbox; `extra` wins.
 fn consumer_settings(
@@ -28,17 +38,26 @@ fn consumer_settings(
         ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
         ("CONTACT_SOURCE_OF_TRUTH", policy),
         ("RETRY_BASE_SECONDS", "0"),
+        ("STORE_RETRY_SECONDS", "1"),
+        ("CREDENTIAL_RETRY_SECONDS", "1"),
+        ("DB_POOL_SIZE", "6"),
     ];
-    df_shared::lambda::Settings::from_pairs(base.into_iter().chain(extra.iter().copied()))
+    let mut pairs: Vec<(&str, &str)> = base.to_vec();
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        pairs.push((k, v));
+    }
+    df_shared::lambda::Settings::from_pairs(pairs)
 }
 
 struct World {
     stack: Stack,
     sandbox: String,
-    consumer: Consumer,
-    aloware: aloware::AlowareConfig,
-    ghl: ghl::GhlConfig,
+    consumer: Consumer<WebhookRouter>,
+    aloware: AlowareWebhookAuth,
+    ghl: GhlWebhookAuth,
     http: reqwest::Client,
+    extra: Vec<(String, String)>,
 }
 
 impl World {
@@ -61,118 +80,188 @@ impl World {
     async fn with(sandbox_config: SandboxConfig, extra: &[(&str, &str)]) -> World {
         let sandbox = df_sandbox::spawn(sandbox_config).await;
         let stack = Stack::new().await;
-        let consumer_settings = consumer_settings(
+        Self::on(stack, sandbox, extra).await
+    }
+
+    /// A world whose functions reach Postgres at `database_url` (e.g. through a proxy).
+    async fn on(stack: Stack, sandbox: String, extra: &[(&str, &str)]) -> World {
+        let settings = consumer_settings(
             &stack.database_url,
             &stack.queue_url,
             &sandbox,
             "merge",
             extra,
         );
-        let consumer = Consumer::from_settings(&consumer_settings)
+        let consumer = df_shared::pipeline::webhook_consumer(&settings)
             .await
             .expect("consumer");
         World {
-            aloware: aloware::AlowareConfig::from_settings(&stack.settings).unwrap(),
-            ghl: ghl::GhlConfig::from_settings(&stack.settings).unwrap(),
+            aloware: AlowareWebhookAuth::from_settings(&stack.settings).unwrap(),
+            ghl: GhlWebhookAuth::from_settings(&stack.settings).unwrap(),
             stack,
             sandbox,
             consumer,
             http: reqwest::Client::new(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     async fn aloware_webhook(&self, body: Value) -> Value {
+        let (status, answer) = self.try_aloware_webhook(&body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    async fn try_aloware_webhook(&self, body: &Value) -> (u16, Value) {
         let req = post(
             "/api/webhooks/aloware",
             &[("authorization", &basic_auth())],
             body.to_string(),
         );
-        let (status, answer) =
-            json_of(aloware::handle(&self.stack.ingest, &self.aloware, req).await).await;
+        json_of(aloware::handle(&self.stack.ingest, &self.aloware, req).await).await
+    }
+
+    async fn ghl_workflow_webhook(&self, body: Value) -> Value {
+        let (status, answer) = self.try_ghl_workflow_webhook(&body).await;
         assert_eq!(status, 200, "{answer}");
         answer
     }
 
-    async fn ghl_workflow_webhook(&self, body: Value) -> Value {
+    async fn try_ghl_workflow_webhook(&self, body: &Value) -> (u16, Value) {
         let req = post(
             "/api/webhooks/ghl",
             &[("x-df-workflow-secret", WORKFLOW_SECRET)],
             body.to_string(),
         );
-        let (status, answer) = json_of(ghl::handle(&self.stack.ingest, &self.ghl, req).await).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
+        json_of(ghl::handle(&self.stack.ingest, &self.ghl, req).await).await
     }
 
-    /// Act as Lambda's SQS trigger until the queue is empty: batches of up to 10,
-    /// successes deleted, reported failures left to reappear after their visibility.
-    async fn drain_queue(&self) {
-        let sqs = sqs().await;
-        let mut idle = 0;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(400);
-        while std::time::Instant::now() < deadline {
-            let out = sqs
-                .receive_message()
-                .queue_url(&self.stack.queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .send()
-                .await
-                .unwrap();
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                idle += 1;
-                if idle >= 3 && self.in_flight(&sqs).await == 0 {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
-            idle = 0;
-            let response = self
-                .consumer
-                .handle(sqs_event::from_received(
-                    &messages,
-                    "arn:aws:sqs:us-east-1:123456789012:test.fifo",
-                ))
-                .await;
-            let failed: Vec<String> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect();
-            for m in &messages {
-                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                    sqs.delete_message()
-                        .queue_url(&self.stack.queue_url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-        panic!("queue did not drain");
-    }
-
-    async fn in_flight(&self, sqs: &aws_sdk_sqs::Client) -> i64 {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
+    /// One SQS receive + invocation + deletes, as Lambda's trigger does it. Returns the
+    /// number of messages received.
+    async fn poll_once(&self, sqs: &aws_sdk_sqs::Client) -> usize {
         let out = sqs
-            .get_queue_attributes()
+            .receive_message()
             .queue_url(&self.stack.queue_url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
             .await
             .unwrap();
-        let attrs = out.attributes.unwrap_or_default();
-        let n = |a: A| {
-            attrs
-                .get(&a)
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0)
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return 0;
+        }
+        let deadline = tokio::time::Instant::now() + CONSUMER_TIMEOUT;
+        let response = self
+            .consumer
+            .handle(
+                sqs_event::from_received(&messages, "arn:aws:sqs:us-east-1:123456789012:test.fifo"),
+                deadline,
+            )
+            .await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        for m in &messages {
+            if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                sqs.delete_message()
+                    .queue_url(&self.stack.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        messages.len()
+    }
+
+    /// Act as Lambda's SQS trigger, with `POLLERS` concurrent batches (several message
+    /// groups in flight at once, as in production), and as the relay's schedule (more
+    /// often than once a minute), until every stored event is finished.
+    async fn drain_queue(&self) {
+        self.drain_for(std::time::Duration::from_secs(600)).await
+    }
+
+    async fn drain_for(&self, limit: std::time::Duration) {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let idle = std::sync::atomic::AtomicUsize::new(0);
+        let deadline = std::time::Instant::now() + limit;
+        let watcher = async {
+            while std::time::Instant::now() < deadline {
+                let settled =
+                    depth(&self.stack.queue_url).await == 0 && self.unfinished().await == 0;
+                if settled && idle.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3 {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+                if !settled {
+                    idle.store(0, std::sync::atomic::Ordering::SeqCst);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!(
+                "events still unfinished after {limit:?}: {:?}",
+                self.statuses().await
+            );
         };
-        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+        futures::join!(watcher, self.run_consumers_until(&stop));
+    }
+
+    /// Pollers and the relay, until `stop` is set.
+    async fn run_consumers_until(&self, stop: &std::sync::atomic::AtomicBool) {
+        let sqs = sqs().await;
+        let relay = self.relay().await;
+        let poller = || async {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.poll_once(&sqs).await == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let relaying = async {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                relay.run_once().await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        };
+        futures::join!(
+            futures::future::join_all((0..POLLERS).map(|_| poller())),
+            relaying
+        );
+    }
+
+    /// Rows not yet finished (pending, error, processing).
+    async fn unfinished(&self) -> i64 {
+        db_client(&self.stack.database_url)
+            .await
+            .query_one("SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'error', 'processing')", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(1)
+    }
+
+    /// The outbox relay over this world's queue.
+    async fn relay(&self) -> Relay {
+        let mut settings = vec![
+            ("DATABASE_URL".to_string(), self.stack.database_url.clone()),
+            (
+                "WEBHOOK_EVENTS_QUEUE_URL".to_string(),
+                self.stack.queue_url.clone(),
+            ),
+        ];
+        settings.extend(self.extra.iter().cloned());
+        Relay::from_settings(
+            &df_shared::lambda::Settings::from_pairs(settings),
+            &[EventKind::Webhook],
+        )
+        .await
+        .unwrap()
     }
 
     async fn sandbox_get(&self, path: &str) -> Value {
@@ -207,6 +296,15 @@ impl World {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    async fn notes(&self) -> Vec<Value> {
+        self.state().await["ghl"]["notes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|n| n.as_array().unwrap().clone())
+            .collect()
     }
 
     async fn statuses(&self) -> Vec<(String, String, Option<String>)> {
@@ -366,7 +464,7 @@ impl GhlSigner {
             df_shared::auth::ghl_signature::PUBLISHED_RSA_PEM,
         )
         .unwrap();
-        w.ghl = ghl::GhlConfig::new(keys, Some(WORKFLOW_SECRET.into()));
+        w.ghl = GhlWebhookAuth::new(keys, Some(WORKFLOW_SECRET.into()));
         GhlSigner(key)
     }
 
@@ -475,7 +573,7 @@ async fn provider_errors_retry_until_done_without_double_writes() {
 }
 
 #[tokio::test]
-async fn a_poison_event_ends_as_error_while_others_proceed() {
+async fn a_poison_event_ends_failed_while_others_proceed() {
     let w = World::new().await;
     // No phone, no email: nothing to key the contact on. Not retryable.
     w.aloware_webhook(
@@ -485,7 +583,7 @@ async fn a_poison_event_ends_as_error_while_others_proceed() {
     w.aloware_webhook(call_lifecycle()[1].clone()).await;
     w.drain_queue().await;
     let statuses = w.statuses().await;
-    assert_eq!(statuses[0].1, "error");
+    assert_eq!(statuses[0].1, "failed");
     assert!(
         statuses[0]
             .2
@@ -514,7 +612,7 @@ async fn contact_delete_drops_the_mapping_and_leaves_aloware_alone() {
     )
     .unwrap();
     let mut w = w;
-    w.ghl = ghl::GhlConfig::new(keys, None);
+    w.ghl = GhlWebhookAuth::new(keys, None);
     let body = json!({"type": "ContactDelete", "id": "gdel", "locationId": "sandbox-location", "phone": "+12025550123"}).to_string();
     use base64::Engine;
     let sig =
@@ -669,18 +767,33 @@ async fn event_ids(w: &World) -> Vec<uuid::Uuid> {
         .collect()
 }
 
+/// A batch as Lambda builds it, without message groups (one group, in effect).
 fn sqs_batch(ids: &[uuid::Uuid]) -> aws_lambda_events::sqs::SqsEvent {
+    grouped_batch(&ids.iter().map(|id| (*id, "")).collect::<Vec<_>>())
+}
+
+/// A batch whose records carry their message group.
+fn grouped_batch(records: &[(uuid::Uuid, &str)]) -> aws_lambda_events::sqs::SqsEvent {
     let mut event = aws_lambda_events::sqs::SqsEvent::default();
-    event.records = ids
+    event.records = records
         .iter()
-        .map(|id| {
+        .map(|(id, group)| {
             let mut r = aws_lambda_events::sqs::SqsMessage::default();
             r.message_id = Some(format!("m-{id}"));
             r.body = Some(json!({"event_id": id, "kind": "webhook"}).to_string());
+            if !group.is_empty() {
+                r.attributes
+                    .insert("MessageGroupId".into(), group.to_string());
+            }
             r
         })
         .collect();
     event
+}
+
+/// A deadline as far off as a fresh invocation's.
+fn fresh_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + CONSUMER_TIMEOUT
 }
 
 #[tokio::test]
@@ -697,7 +810,7 @@ async fn once_a_record_fails_every_later_record_of_the_batch_is_reported() {
         json!({"provider": "ghl", "status": 503, "count": 1}),
     )
     .await;
-    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    let response = w.consumer.handle(sqs_batch(&ids), fresh_deadline()).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -715,57 +828,68 @@ async fn once_a_record_fails_every_later_record_of_the_batch_is_reported() {
         "later records untouched: {statuses:?}"
     );
     assert!(statuses[0].2.as_deref().unwrap().contains("will retry"));
-    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    let response = w.consumer.handle(sqs_batch(&ids), fresh_deadline()).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
 }
 
 #[tokio::test]
-async fn quarantined_events_are_skipped_and_finished_events_not_reapplied() {
+async fn quarantined_events_are_never_processed_and_finished_events_not_reapplied() {
     let w = World::new().await;
     w.aloware_webhook(call_lifecycle()[1].clone()).await;
     let ids = event_ids(&w).await;
-    let client = db_client(&w.stack.database_url).await;
-    client
-        .execute("INSERT INTO quarantine_events (event_id, event_source, reason) VALUES ($1, 'webhook', 'operator: bad data')", &[&ids[0]])
-        .await
-        .unwrap();
+    let held = df_shared::adapters::event_store::quarantine(
+        &w.consumer.pool,
+        EventKind::Webhook,
+        ids[0],
+        "operator: bad data",
+        Some("test"),
+    )
+    .await
+    .unwrap();
+    assert!(held);
+    // Its message is acknowledged: the row is held until an operator replays it.
     assert!(w
         .consumer
-        .handle(sqs_batch(&ids))
+        .handle(sqs_batch(&ids), fresh_deadline())
         .await
         .batch_item_failures
         .is_empty());
-    assert_eq!(
-        w.statuses().await[0],
-        (
-            "OutboundPhoneCall-DispositionCompleted".into(),
-            "skipped".into(),
-            Some("quarantined".into())
-        )
-    );
+    assert_eq!(w.statuses().await[0].1, "quarantined");
     assert!(
         w.requests("ghl").await.is_empty(),
         "nothing sent for a quarantined event"
     );
-    // Redelivery of a finished event changes nothing.
-    assert!(w
-        .consumer
-        .handle(sqs_batch(&ids))
+    // Released and processed, a redelivery of the finished event changes nothing.
+    let client = db_client(&w.stack.database_url).await;
+    client
+        .execute(
+            "UPDATE webhook_events SET status = 'pending' WHERE id = $1",
+            &[&ids[0]],
+        )
         .await
-        .batch_item_failures
-        .is_empty());
+        .unwrap();
+    for _ in 0..2 {
+        assert!(w
+            .consumer
+            .handle(sqs_batch(&ids), fresh_deadline())
+            .await
+            .batch_item_failures
+            .is_empty());
+    }
+    assert_eq!(w.statuses().await[0].1, "done");
     let logged: i64 = client
         .query_one("SELECT count(*) FROM sync_log", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(logged, 1);
+    assert_eq!(logged, 1, "applied once");
+    assert_eq!(w.notes().await.len(), 1);
 }
 
 #[tokio::test]
 async fn clients_type_their_failures() {
-    use df_shared::providers::aloware::AlowareClient;
+    use df_shared::providers::aloware_api::AlowareClient;
     let w = World::new().await;
     // A base URL that reaches no API path: Aloware answers 200 with HTML.
     let wrong_base = AlowareClient::new(
@@ -785,8 +909,13 @@ async fn clients_type_their_failures() {
     );
     let err = wrong_token.lookup_phone("+12025550100").await.unwrap_err();
     assert!(
-        !err.retryable && err.message.contains("credentials rejected"),
+        err.is_credential() && err.message.contains("credentials rejected"),
         "{err}"
+    );
+    assert_eq!(
+        err.class(),
+        df_shared::domain::retry::FailureClass::Credential,
+        "retried slowly, not final"
     );
     w.sandbox_post(
         "faults",
@@ -795,6 +924,7 @@ async fn clients_type_their_failures() {
     .await;
     let err = w
         .consumer
+        .router
         .deps
         .aloware
         .lookup_phone("+12025550100")
@@ -803,6 +933,7 @@ async fn clients_type_their_failures() {
     assert!(err.retryable, "{err}");
     let err = w
         .consumer
+        .router
         .deps
         .ghl
         .update_contact("missing", &json!({"firstName": "x"}))
@@ -845,12 +976,12 @@ async fn the_captured_call_lifecycle_from_the_reference_data_yields_one_note() {
 }
 
 #[tokio::test]
-async fn origin_markers_are_written_when_enabled_and_detected_while_recent() {
+async fn an_echo_is_skipped_but_a_human_edit_inside_the_echo_window_is_applied() {
     let w = World::with(
         SandboxConfig::default(),
         &[
             ("WRITE_ORIGIN_MARKERS", "true"),
-            ("ECHO_WINDOW_SECONDS", "3"),
+            ("ECHO_WINDOW_SECONDS", "600"),
         ],
     )
     .await;
@@ -865,10 +996,7 @@ async fn origin_markers_are_written_when_enabled_and_detected_while_recent() {
             .contains("SYS:origin_id:"),
         "marker written: {ghl_contact}"
     );
-    // GHL's copy changed meanwhile (the fingerprint no longer matches); the marker still says "ours".
-    ghl_contact["firstName"] = json!("Mía");
-    w.sandbox_post("seed", json!({"ghl_contacts": [ghl_contact.clone()]}))
-        .await;
+    // GHL reports our own write back: the values equal what we wrote.
     w.ghl_workflow_webhook(
         json!({"contact_id": ghl_contact["id"], "customData": {"event": "ContactUpdate", "n": 1}}),
     )
@@ -877,23 +1005,23 @@ async fn origin_markers_are_written_when_enabled_and_detected_while_recent() {
     let last = w.statuses().await.pop().unwrap();
     assert_eq!(
         (last.1.as_str(), last.2.as_deref()),
-        (
-            "skipped",
-            Some("echo: carries the origin marker of a middleware write")
-        )
+        ("skipped", Some("echo of a middleware write"))
     );
-    // Past the echo window the marker is stale: a person's edit syncs.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Seconds later, well inside the echo window, a person edits the name and turns
+    // call DND on. The marker is still there; the values are not ours: applied.
+    ghl_contact["firstName"] = json!("Mía");
+    ghl_contact["dndSettings"] = json!({"Call": {"status": "active"}});
+    w.sandbox_post("seed", json!({"ghl_contacts": [ghl_contact.clone()]}))
+        .await;
     w.ghl_workflow_webhook(
         json!({"contact_id": ghl_contact["id"], "customData": {"event": "ContactUpdate", "n": 2}}),
     )
     .await;
     w.drain_queue().await;
     assert_eq!(w.statuses().await.pop().unwrap().1, "done");
-    assert_eq!(
-        w.state().await["aloware"]["contacts"][0]["first_name"],
-        "Mía"
-    );
+    let alo = w.state().await["aloware"]["contacts"][0].clone();
+    assert_eq!(alo["first_name"], "Mía", "{alo}");
+    assert_eq!(alo["is_dnc"], true, "the DND change reached Aloware: {alo}");
 }
 
 #[tokio::test]
@@ -979,48 +1107,8 @@ async fn ghl_contact_sync_writes_back_what_the_merge_fills_in() {
 }
 
 #[tokio::test]
-async fn an_event_that_keeps_failing_goes_to_the_dlq_after_ten_attempts() {
-    let dlq = {
-        let out = sqs()
-            .await
-            .create_queue()
-            .queue_name(format!("dlq-{}.fifo", uuid::Uuid::new_v4().simple()))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .unwrap();
-        out.queue_url().unwrap().to_string()
-    };
-    let dlq_arn = sqs()
-        .await
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let queue = sqs()
-        .await
-        .create_queue()
-        .queue_name(format!("q-{}.fifo", uuid::Uuid::new_v4().simple()))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let mut w = World::new().await;
-    w.stack = Stack::with(&w.stack.database_url.clone(), &queue).await;
-    let settings = consumer_settings(&w.stack.database_url, &queue, &w.sandbox, "merge", &[]);
-    w.consumer = Consumer::from_settings(&settings).await.unwrap();
+async fn an_event_that_keeps_failing_ends_failed_after_ten_attempts_not_in_the_dlq() {
+    let w = World::new().await;
     w.sandbox_post(
         "faults",
         json!({"provider": "ghl", "status": 500, "seconds": 120}),
@@ -1029,16 +1117,27 @@ async fn an_event_that_keeps_failing_goes_to_the_dlq_after_ten_attempts() {
     w.aloware_webhook(call_lifecycle()[1].clone()).await;
     w.drain_queue().await;
     let statuses = w.statuses().await;
-    assert_eq!(statuses[0].1, "error");
+    assert_eq!(statuses[0].1, "failed", "{statuses:?}");
     assert!(
         statuses[0]
             .2
             .as_deref()
             .unwrap()
-            .contains("attempt 10 of 10"),
+            .contains("attempt 10 of 10; retries exhausted"),
         "{statuses:?}"
     );
-    assert_eq!(drain(&dlq).await.len(), 1, "the message is in the DLQ");
+    let attempts = w
+        .stack
+        .count("SELECT attempts::bigint FROM webhook_events")
+        .await;
+    assert_eq!(
+        attempts, 10,
+        "the row's budget, not the queue's receive count"
+    );
+    assert!(
+        drain(w.stack.dlq_url.as_deref().unwrap()).await.is_empty(),
+        "the row gave up; the queue's poison net was never needed"
+    );
 }
 
 #[tokio::test]
@@ -1057,7 +1156,7 @@ async fn a_new_contact_costs_one_ghl_call_under_the_aloware_policy() {
 
 #[tokio::test]
 async fn the_texting_client_sends_reads_and_types_errors() {
-    use df_shared::providers::texting::TextingClient;
+    use df_shared::providers::texting_api::TextingClient;
     let w = World::new().await;
     let client = TextingClient::new(
         reqwest::Client::new(),
@@ -1098,12 +1197,12 @@ async fn a_delivery_for_an_event_in_progress_is_retried_not_dropped() {
     // Another consumer claimed it (or crashed holding the claim) a moment ago.
     client
         .execute(
-            "UPDATE webhook_events SET status = 'processing', updated_at = now()",
+            "UPDATE webhook_events SET status = 'processing', attempts = 1, claimed_at = now(), updated_at = now()",
             &[],
         )
         .await
         .unwrap();
-    let response = w.consumer.handle(sqs_batch(&ids)).await;
+    let response = w.consumer.handle(sqs_batch(&ids), fresh_deadline()).await;
     assert_eq!(
         response.batch_item_failures.len(),
         1,
@@ -1113,14 +1212,14 @@ async fn a_delivery_for_an_event_in_progress_is_retried_not_dropped() {
     // Once the claim's five-minute lease has passed, a redelivery takes it over.
     client
         .execute(
-            "UPDATE webhook_events SET updated_at = now() - interval '6 minutes'",
+            "UPDATE webhook_events SET claimed_at = now() - interval '6 minutes'",
             &[],
         )
         .await
         .unwrap();
     assert!(w
         .consumer
-        .handle(sqs_batch(&ids))
+        .handle(sqs_batch(&ids), fresh_deadline())
         .await
         .batch_item_failures
         .is_empty());
@@ -1129,7 +1228,7 @@ async fn a_delivery_for_an_event_in_progress_is_retried_not_dropped() {
     let writes = w.requests("ghl").await.len();
     assert!(w
         .consumer
-        .handle(sqs_batch(&ids))
+        .handle(sqs_batch(&ids), fresh_deadline())
         .await
         .batch_item_failures
         .is_empty());
@@ -1157,4 +1256,551 @@ async fn unsearched_upserts_send_tags_through_the_additive_endpoint() {
     let c = w.state().await["ghl"]["contacts"][0].clone();
     assert_eq!(c["tags"], json!(["vip", "dnc"]), "existing tags kept");
     assert_eq!(c["dndSettings"]["Call"]["status"], "active");
+}
+
+/// A call disposition for call `id` on the lead `phone`.
+fn disposition(id: u64, phone: &str) -> Value {
+    let mut call = call_lifecycle()[1].clone();
+    call["body"]["id"] = json!(id);
+    call["body"]["lead_number"] = json!(phone);
+    call
+}
+
+#[tokio::test]
+async fn queue_down_at_ingest_the_relay_delivers_each_event_exactly_once() {
+    let w = World::new().await;
+    let down = Stack::with(&w.stack.database_url, DEAD_QUEUE_URL).await;
+    for (id, phone) in [
+        (4001, "+12025550141"),
+        (4002, "+12025550141"),
+        (4003, "+12025550143"),
+    ] {
+        let req = post(
+            "/api/webhooks/aloware",
+            &[("authorization", &basic_auth())],
+            disposition(id, phone).to_string(),
+        );
+        let (status, answer) = json_of(aloware::handle(&down.ingest, &w.aloware, req).await).await;
+        assert_eq!(
+            (status, answer["queued"].as_bool()),
+            (200, Some(false)),
+            "{answer}"
+        );
+    }
+    let relay = w.relay().await;
+    assert_eq!(relay.run_once().await[0].resent, 3);
+    assert_eq!(relay.run_once().await[0].resent, 0, "sent once");
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    assert_eq!(w.notes().await.len(), 3, "each call applied exactly once");
+    let sends: i64 = w
+        .stack
+        .count("SELECT sum(enqueue_count)::bigint FROM webhook_events")
+        .await;
+    assert_eq!(sends, 3, "one message per row");
+}
+
+#[tokio::test]
+async fn a_row_whose_message_was_dead_lettered_is_delivered_by_the_relay() {
+    let w = World::new().await;
+    w.aloware_webhook(disposition(4101, "+12025550151")).await;
+    // The message is received over and over without being processed (a consumer that
+    // keeps crashing): the queue's redrive policy moves it to the DLQ.
+    let sqs = sqs().await;
+    for _ in 0..=df_shared::pipeline::deployment::MAX_RECEIVE_COUNT {
+        sqs.receive_message()
+            .queue_url(&w.stack.queue_url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(depth(&w.stack.queue_url).await, 0);
+    assert_eq!(
+        depth(w.stack.dlq_url.as_deref().unwrap()).await,
+        1,
+        "dead-lettered"
+    );
+    assert_eq!(w.statuses().await[0].1, "pending", "never attempted");
+    let relay = w.relay().await;
+    assert_eq!(
+        relay.run_once().await[0].resent,
+        0,
+        "a recently sent message may still be alive: not re-sent yet"
+    );
+    // Time passes beyond the relay's staleness horizon.
+    db_client(&w.stack.database_url)
+        .await
+        .execute(
+            "UPDATE webhook_events SET enqueued_at = now() - interval '20 minutes',
+                 updated_at = now() - interval '20 minutes', next_attempt_at = now() - interval '20 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(relay.run_once().await[0].resent, 1);
+    w.drain_queue().await;
+    assert_eq!(w.statuses().await[0].1, "done");
+    assert_eq!(w.notes().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_ghl_credential_rejection_is_retried_not_final() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 401, "count": 2}),
+    )
+    .await;
+    w.aloware_webhook(disposition(4201, "+12025550161")).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "done", "{statuses:?}");
+    assert_eq!(w.notes().await.len(), 1);
+    let credential_errors = w
+        .stack
+        .count("SELECT count(*) FROM sync_log WHERE status = 'error' AND decisions->>'class' = 'credential'")
+        .await;
+    assert_eq!(credential_errors, 2, "two attempts met the rejected token");
+}
+
+/// The GHL request sequence of a disposition, per scenario: a contact GHL already
+/// has (search, note, tags) and a new one (search, upsert, note).
+#[tokio::test]
+async fn a_failure_at_any_step_of_the_call_note_path_leaves_exactly_one_note() {
+    let mut cases = Vec::new();
+    for existing in [true, false] {
+        for step in 1..=3u32 {
+            for apply in [false, true] {
+                cases.push((existing, step, apply));
+            }
+        }
+    }
+    let run = |&(existing, step, apply): &(bool, u32, bool)| async move {
+        let w = World::new().await;
+        if existing {
+            w.sandbox_post(
+                "seed",
+                json!({"ghl_contacts": [{"id": "gstep", "locationId": "sandbox-location",
+                "firstName": "Step", "phone": "+12025550171", "tags": []}]}),
+            )
+            .await;
+        }
+        // The step's request fails: before GHL acted on it, or after (answer lost).
+        w.sandbox_post(
+            "faults",
+            json!({"provider": "ghl", "status": 500, "count": 1,
+            "skip": step - 1, "apply": apply}),
+        )
+        .await;
+        w.aloware_webhook(disposition(4300 + step as u64, "+12025550171"))
+            .await;
+        w.drain_queue().await;
+        let what = format!("existing={existing} step={step} apply={apply}");
+        assert_eq!(w.statuses().await[0].1, "done", "{what}");
+        let notes = w.notes().await;
+        assert_eq!(notes.len(), 1, "{what}: {notes:?}");
+        assert!(
+            notes[0]["body"]
+                .as_str()
+                .unwrap()
+                .contains("Disposition: No Answer"),
+            "{what}"
+        );
+        let contacts = w.state().await["ghl"]["contacts"].clone();
+        assert_eq!(contacts.as_array().unwrap().len(), 1, "{what}: {contacts}");
+        let tags = contacts[0]["tags"].to_string();
+        assert!(
+            tags.contains("call: no answer") && tags.contains("outbound call"),
+            "{what}: {tags}"
+        );
+    };
+    // A few worlds at a time: each holds its own database connections.
+    for chunk in cases.chunks(4) {
+        futures::future::join_all(chunk.iter().map(run)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_failure_after_the_note_is_created_leaves_exactly_one_note() {
+    let db = fresh_database().await;
+    let proxy = PgProxy::start(&db).await;
+    let queues = fresh_queues().await;
+    let stack = Stack::with(&proxy.url, &queues.url).await;
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let w = World::on(stack, sandbox, &[]).await;
+    w.aloware_webhook(disposition(4401, "+12025550181")).await;
+    let ids = event_ids(&w).await;
+    // GHL takes a moment to create the note; the database goes away meanwhile, so the
+    // note's id cannot be recorded.
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "latency_ms": 1500, "count": 1,
+        "path_contains": "/notes"}),
+    )
+    .await;
+    let cut = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        proxy.cut();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        proxy.restore();
+    };
+    let (response, ()) = futures::join!(w.consumer.handle(sqs_batch(&ids), fresh_deadline()), cut);
+    assert_eq!(response.batch_item_failures.len(), 1, "kept for redelivery");
+    assert_eq!(w.notes().await.len(), 1, "GHL created the note");
+    // The claim's lease passes; the redelivery takes the event over and finds the note.
+    let client = db_client(&db).await;
+    let status: String = client
+        .query_one("SELECT status FROM webhook_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "processing", "outcome could not be recorded");
+    client
+        .execute(
+            "UPDATE webhook_events SET claimed_at = now() - interval '6 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE call_notes SET creating_since = now() - interval '6 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let response = w.consumer.handle(sqs_batch(&ids), fresh_deadline()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(w.statuses().await[0].1, "done");
+    assert_eq!(w.notes().await.len(), 1, "adopted, not created twice");
+}
+
+#[tokio::test]
+async fn a_summary_that_arrives_before_its_disposition_waits_and_ends_in_the_one_note() {
+    let w = World::with(SandboxConfig::default(), &[("RETRY_BASE_SECONDS", "1")]).await;
+    let lifecycle = call_lifecycle();
+    w.aloware_webhook(lifecycle[3].clone()).await; // summary first
+    w.aloware_webhook(lifecycle[2].clone()).await; // then the recording
+    w.aloware_webhook(lifecycle[1].clone()).await; // and the disposition last
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let notes = w.notes().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let body = notes[0]["body"].as_str().unwrap();
+    for part in [
+        "Disposition: No Answer",
+        "https://app.aloware.io/static/recording/fixture",
+        "Seller confirmed coverage",
+    ] {
+        assert!(body.contains(part), "{part} missing from note: {body}");
+    }
+}
+
+#[tokio::test]
+async fn two_consumers_racing_on_one_call_write_one_note() {
+    let w = World::with(SandboxConfig::default(), &[("RETRY_BASE_SECONDS", "1")]).await;
+    w.aloware_webhook(disposition(4501, "+12025550191")).await;
+    let mut changed = disposition(4501, "+12025550191");
+    changed["event"] = json!("Call-Disposed");
+    changed["body"]["call_disposition"] = json!("Interested");
+    w.aloware_webhook(changed).await;
+    let ids = event_ids(&w).await;
+    // Two invocations, each with one of the call's events, at the same moment.
+    let (a, b) = futures::join!(
+        w.consumer.handle(sqs_batch(&ids[..1]), fresh_deadline()),
+        w.consumer.handle(sqs_batch(&ids[1..]), fresh_deadline())
+    );
+    let _ = (a, b);
+    w.drain_queue().await;
+    assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
+    let notes = w.notes().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_b_a_tag_changes_are_three_applications() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("ALOWARE_LIST_MAP", r#"{"hot lead": "101"}"#)],
+    )
+    .await;
+    let update = |tags: &str| {
+        json!({"contact_id": "gaba", "phone": "+12025550105", "tags": tags,
+        "customData": {"event": "ContactTagUpdate"}})
+    };
+    for tags in ["hot lead", "cold", "hot lead"] {
+        w.ghl_workflow_webhook(update(tags)).await;
+        w.drain_queue().await;
+    }
+    let statuses = w.statuses().await;
+    assert_eq!(statuses.len(), 3, "A → B → A is three events: {statuses:?}");
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let state = w.state().await;
+    let id = state["aloware"]["contacts"][0]["id"].clone();
+    assert_eq!(
+        state["aloware"]["lists"]["101"],
+        json!([id]),
+        "back on the list"
+    );
+}
+
+#[tokio::test]
+async fn an_older_event_replayed_after_a_newer_one_is_ignored() {
+    let mut w = World::new().await;
+    let signer = GhlSigner::install(&mut w);
+    for (n, email) in [(1, "old@example.com"), (2, "new@example.com")] {
+        signer
+            .send(
+                &w,
+                json!({"type": "ContactUpdate", "id": "gold", "locationId": "sandbox-location",
+                "firstName": "Ola", "phone": "+12025550106", "email": email, "tags": [],
+                "webhookId": format!("gold-{n}"), "timestamp": chrono::Utc::now().to_rfc3339()}),
+            )
+            .await;
+        w.drain_queue().await;
+    }
+    assert_eq!(
+        w.state().await["aloware"]["contacts"][0]["email"],
+        "new@example.com"
+    );
+    // A replay of the first event (an operator's, the relay's, a DLQ redrive).
+    let ids = event_ids(&w).await;
+    db_client(&w.stack.database_url)
+        .await
+        .execute(
+            "UPDATE webhook_events SET status = 'pending' WHERE id = $1",
+            &[&ids[0]],
+        )
+        .await
+        .unwrap();
+    w.consumer
+        .queue
+        .send(ids[0], EventKind::Webhook, "+12025550106", 99)
+        .await
+        .unwrap();
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "skipped", "{statuses:?}");
+    assert!(
+        statuses[0].2.as_deref().unwrap().starts_with("stale"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        w.state().await["aloware"]["contacts"][0]["email"],
+        "new@example.com",
+        "the newer data stands"
+    );
+}
+
+#[tokio::test]
+async fn dnc_on_a_call_for_a_known_contact_reaches_ghl_dnd_keeping_sms_dnd() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [{"id": "gcdnc", "locationId": "sandbox-location",
+        "firstName": "Dee", "phone": "+12025550107", "tags": ["lead"],
+        "dndSettings": {"SMS": {"status": "active", "message": "opted out by text"}}}]}),
+    )
+    .await;
+    db_client(&w.stack.database_url)
+        .await
+        .execute("INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id, phone_number) VALUES ('777', 'gcdnc', '+12025550107')", &[])
+        .await
+        .unwrap();
+    let mut call = disposition(4601, "+12025550107");
+    call["body"]["contact_id"] = json!(777);
+    call["body"]["contact"] = json!({"id": 777, "phone_number": "+12025550107", "is_dnc": true});
+    w.aloware_webhook(call).await;
+    w.drain_queue().await;
+    assert_eq!(w.statuses().await[0].1, "done");
+    let c = w.state().await["ghl"]["contacts"][0].clone();
+    assert_eq!(c["dndSettings"]["Call"]["status"], "active", "{c}");
+    assert_eq!(
+        c["dndSettings"]["SMS"]["status"], "active",
+        "SMS DND kept: {c}"
+    );
+    assert!(c["tags"].to_string().contains("\"dnc\""), "{c}");
+}
+
+#[tokio::test]
+async fn records_blocked_behind_a_failure_spend_no_attempt_and_other_groups_proceed() {
+    let w = World::new().await;
+    for (id, phone) in [
+        (4701, "+12025550201"),
+        (4702, "+12025550201"),
+        (4703, "+12025550203"),
+    ] {
+        w.aloware_webhook(disposition(id, phone)).await;
+    }
+    let ids = event_ids(&w).await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 503, "count": 1}),
+    )
+    .await;
+    let batch = grouped_batch(&[(ids[0], "g1"), (ids[1], "g1"), (ids[2], "g2")]);
+    let response = w.consumer.handle(batch, fresh_deadline()).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, [format!("m-{}", ids[0]), format!("m-{}", ids[1])]);
+    let attempts: Vec<(String, i32)> = db_client(&w.stack.database_url)
+        .await
+        .query(
+            "SELECT status, attempts FROM webhook_events ORDER BY received_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("error".into(), 1),
+            ("pending".into(), 0),
+            ("done".into(), 1)
+        ],
+        "the blocked record was not attempted; the other group went ahead"
+    );
+}
+
+#[tokio::test]
+async fn records_that_cannot_start_before_the_deadline_are_handed_back_unattempted() {
+    let w = World::new().await;
+    w.aloware_webhook(disposition(4801, "+12025550211")).await;
+    w.aloware_webhook(disposition(4802, "+12025550212")).await;
+    let ids = event_ids(&w).await;
+    let near = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let response = w.consumer.handle(sqs_batch(&ids), near).await;
+    assert_eq!(response.batch_item_failures.len(), 2);
+    let untouched = w
+        .stack
+        .count("SELECT count(*) FROM webhook_events WHERE status = 'pending' AND attempts = 0")
+        .await;
+    assert_eq!(untouched, 2);
+    assert!(w.requests("ghl").await.is_empty());
+}
+
+/// Postgres goes away for six minutes (DF_DB_OUTAGE_SECONDS shortens it locally) while
+/// webhooks keep arriving and the consumers keep polling, with the template's queue
+/// settings. Every acknowledged event ends done; GHL's webhooks refused with 429 during
+/// the outage are stored when GHL retries them; no message is dead-lettered and no
+/// attempt is spent on claims the outage made impossible.
+#[tokio::test]
+async fn a_database_outage_loses_nothing_dead_letters_nothing_and_spends_no_attempts() {
+    let outage: u64 = std::env::var("DF_DB_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(360);
+    let db = fresh_database().await;
+    let proxy = PgProxy::start(&db).await;
+    let queues = fresh_queues().await;
+    let mut stack = Stack::with(&proxy.url, &queues.url).await;
+    stack.dlq_url = Some(queues.dlq.clone());
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    // The template's retry of an impossible claim (30 s), not the harness's short one.
+    let w = World::on(stack, sandbox, &[("STORE_RETRY_SECONDS", "30")]).await;
+    let contact = |n: usize| {
+        json!({"contact_id": format!("gout{n}"), "first_name": "Out", "last_name": format!("N{n}"),
+        "phone": format!("+120255502{:02}", n), "customData": {"event": "ContactUpdate"}})
+    };
+    let seed: Vec<Value> = (0..40)
+        .map(|n| {
+            json!({"id": format!("gout{n}"), "locationId": "sandbox-location", "firstName": "Out",
+            "lastName": format!("N{n}"), "phone": format!("+120255502{:02}", n)})
+        })
+        .collect();
+    w.sandbox_post("seed", json!({"ghl_contacts": seed})).await;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let flow = async {
+        // Events arriving just before the outage: stored and queued, mostly unprocessed.
+        for n in 0..20 {
+            let (status, answer) = w.try_ghl_workflow_webhook(&contact(n)).await;
+            assert_eq!(status, 200, "{answer}");
+            acknowledged
+                .lock()
+                .unwrap()
+                .push(answer["id"].as_str().unwrap().to_string());
+        }
+        proxy.cut();
+        // During the outage GHL keeps sending; each is refused with 429 (and retried).
+        let mut refused = Vec::new();
+        for n in 20..40 {
+            let (status, _) = w.try_ghl_workflow_webhook(&contact(n)).await;
+            assert_eq!(status, 429, "no store, no acknowledgement: GHL will retry");
+            refused.push(n);
+            tokio::time::sleep(std::time::Duration::from_secs_f64(outage as f64 / 25.0)).await;
+        }
+        let remaining = std::time::Duration::from_secs(outage).saturating_sub(
+            std::time::Duration::from_secs_f64(outage as f64 * 20.0 / 25.0),
+        );
+        tokio::time::sleep(remaining).await;
+        proxy.restore();
+        // GHL's retries of the refused deliveries.
+        for n in refused {
+            let (status, answer) = w.try_ghl_workflow_webhook(&contact(n)).await;
+            assert_eq!(status, 200, "{answer}");
+            acknowledged
+                .lock()
+                .unwrap()
+                .push(answer["id"].as_str().unwrap().to_string());
+        }
+        // Let everything settle, then stop the consumers. Rows caught mid-attempt by the
+        // cut could not record their outcome: they wait out the claim's lease.
+        let settle = std::time::Instant::now()
+            + df_shared::pipeline::consumer::CLAIM_LEASE
+            + std::time::Duration::from_secs(120);
+        loop {
+            if depth(&w.stack.queue_url).await == 0 && w.unfinished().await == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < settle,
+                "not settled: {:?}",
+                w.statuses().await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    futures::join!(flow, w.run_consumers_until(&stop));
+    let client = db_client(&db).await;
+    let rows: Vec<(String, String, i32)> = client
+        .query("SELECT id::text, status, attempts FROM webhook_events", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert_eq!(
+        rows.len(),
+        acknowledged.len(),
+        "stored exactly what was acknowledged"
+    );
+    for id in &acknowledged {
+        let row = rows.iter().find(|r| &r.0 == id).expect("acknowledged row");
+        assert_eq!(row.1, "done", "{row:?}");
+    }
+    let spent: i32 = rows.iter().map(|r| r.2).sum();
+    assert!(
+        spent <= rows.len() as i32 + POLLERS as i32,
+        "claims refused by the outage spend no attempt ({spent} attempts for {} rows; only the \
+         records being processed at the moment of the cut may be attempted twice)",
+        rows.len()
+    );
+    assert_eq!(depth(&queues.dlq).await, 0, "nothing dead-lettered");
+    let aloware = w.state().await["aloware"]["contacts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(aloware, 40, "every contact reached Aloware once");
 }

@@ -1,15 +1,22 @@
 //! SQS (webhook-events.fifo) → df_shared::pipeline: apply GHL and Aloware events.
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use df_shared::{lambda, pipeline::Consumer};
+use df_shared::lambda::{self, init::context, Settings};
+use df_shared::pipeline::{self, consumer::deadline_from_ms};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda::init_tracing();
-    let settings = lambda::Settings::load().await?;
-    let consumer = Consumer::from_settings(&settings).await?;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<SqsBatchResponse, Error>(consumer.handle(event.payload).await)
+    let cell = OnceCell::new();
+    let cell = &cell;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let consumer = context(cell, || async {
+            pipeline::webhook_consumer(&Settings::load().await?).await
+        })
+        .await?;
+        let deadline = deadline_from_ms(event.context.deadline, consumer.timing.function_timeout);
+        Ok::<SqsBatchResponse, Error>(consumer.handle(event.payload, deadline).await)
     }))
     .await
 }

@@ -1,14 +1,19 @@
-//! `POST /api/webhooks/aloware` → df_shared::ingest::aloware.
-use df_shared::{ingest::aloware, lambda};
-use lambda_http::{run, service_fn, Error};
+//! `POST /api/webhooks/aloware` → df_shared::ingest::webhook_aloware.
+use df_shared::domain::EventKind;
+use df_shared::ingest::webhook_aloware::{self, AlowareWebhookAuth};
+use df_shared::lambda::{self, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_tracing();
-    let settings = lambda::Settings::load().await?;
-    let ingest = settings
-        .ingest(lambda::config::WEBHOOK_EVENTS_QUEUE_URL)
-        .await?;
-    let config = aloware::AlowareConfig::from_settings(&settings)?;
-    run(service_fn(|req| aloware::serve(&ingest, &config, req))).await
+    lambda::serve_http(
+        webhook_aloware::STORE_FAILURE_STATUS,
+        || async {
+            let settings = Settings::load().await?;
+            let ingest = settings.ingest(EventKind::Webhook).await?;
+            Ok((ingest, AlowareWebhookAuth::from_settings(&settings)?))
+        },
+        |(ingest, auth), req| webhook_aloware::handle(ingest, auth, req),
+    )
+    .await
 }

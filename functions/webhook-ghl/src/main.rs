@@ -1,14 +1,19 @@
-//! `POST /api/webhooks/ghl` → df_shared::ingest::ghl.
-use df_shared::{ingest::ghl, lambda};
-use lambda_http::{run, service_fn, Error};
+//! `POST /api/webhooks/ghl` → df_shared::ingest::webhook_ghl.
+use df_shared::domain::EventKind;
+use df_shared::ingest::webhook_ghl::{self, GhlWebhookAuth};
+use df_shared::lambda::{self, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_tracing();
-    let settings = lambda::Settings::load().await?;
-    let ingest = settings
-        .ingest(lambda::config::WEBHOOK_EVENTS_QUEUE_URL)
-        .await?;
-    let config = ghl::GhlConfig::from_settings(&settings)?;
-    run(service_fn(|req| ghl::serve(&ingest, &config, req))).await
+    lambda::serve_http(
+        webhook_ghl::STORE_FAILURE_STATUS,
+        || async {
+            let settings = Settings::load().await?;
+            let ingest = settings.ingest(EventKind::Webhook).await?;
+            Ok((ingest, GhlWebhookAuth::from_settings(&settings)?))
+        },
+        |(ingest, auth), req| webhook_ghl::handle(ingest, auth, req),
+    )
+    .await
 }

@@ -1,14 +1,19 @@
-//! `POST /api/webhooks/texting` → df_shared::ingest::texting.
-use df_shared::{ingest::texting, lambda};
-use lambda_http::{run, service_fn, Error};
+//! `POST /api/webhooks/texting` → df_shared::ingest::webhook_texting.
+use df_shared::domain::EventKind;
+use df_shared::ingest::webhook_texting::{self, TextingWebhookAuth};
+use df_shared::lambda::{self, Settings};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_tracing();
-    let settings = lambda::Settings::load().await?;
-    let ingest = settings
-        .ingest(lambda::config::TEXTING_EVENTS_QUEUE_URL)
-        .await?;
-    let config = texting::TextingConfig::from_settings(&settings)?;
-    run(service_fn(|req| texting::serve(&ingest, &config, req))).await
+    lambda::serve_http(
+        webhook_texting::STORE_FAILURE_STATUS,
+        || async {
+            let settings = Settings::load().await?;
+            let ingest = settings.ingest(EventKind::Texting).await?;
+            Ok((ingest, TextingWebhookAuth::from_settings(&settings)?))
+        },
+        |(ingest, auth), req| webhook_texting::handle(ingest, auth, req),
+    )
+    .await
 }

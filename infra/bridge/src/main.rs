@@ -1,8 +1,10 @@
-//! `df-bridge`: does locally what Lambda's SQS trigger does in AWS. For each queue it
-//! long-polls the emulator, invokes the consumer through `cargo lambda watch`'s invoke
-//! API with a real SQS event batch (up to 10 records), deletes what succeeded, and leaves
-//! reported failures to reappear after their visibility timeout; the emulator's redrive
-//! policy moves a message to the DLQ after maxReceiveCount receives.
+//! `df-bridge`: does locally what Lambda's SQS trigger does in AWS. For each queue it runs
+//! `DF_BRIDGE_CONCURRENCY` pollers (default 3, the template's MaximumConcurrency), each
+//! long-polling the emulator and invoking the consumer through `cargo lambda watch`'s
+//! invoke API with a real SQS event batch (up to 10 records), so several batches of
+//! different message groups run at once, as in Lambda. It deletes what succeeded and
+//! leaves reported failures to reappear after their visibility timeout; the emulator's
+//! redrive policy moves a message to the DLQ after maxReceiveCount receives.
 //!
 //! It is also the local scheduler: `DF_SCHEDULES` = `function=seconds,...` (scripts/dev
 //! derives it from the template's Schedule events) invokes each function on its rate
@@ -164,13 +166,27 @@ async fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .expect("HTTP client");
-    let mut tasks: Vec<_> = routes
-        .into_iter()
-        .map(|r| {
-            tracing::info!(queue = %r.queue_url, function = %r.function, "bridging");
-            tokio::spawn(pump(sqs.clone(), http.clone(), invoke.clone(), r))
-        })
-        .collect();
+    let concurrency: usize = std::env::var("DF_BRIDGE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3);
+    let mut tasks = Vec::new();
+    for r in routes {
+        tracing::info!(queue = %r.queue_url, function = %r.function, concurrency, "bridging");
+        for _ in 0..concurrency {
+            let route = Route {
+                queue_url: r.queue_url.clone(),
+                function: r.function.clone(),
+            };
+            tasks.push(tokio::spawn(pump(
+                sqs.clone(),
+                http.clone(),
+                invoke.clone(),
+                route,
+            )));
+        }
+    }
     for (function, every) in schedules {
         tracing::info!(function = %function, seconds = every.as_secs(), "scheduling");
         tasks.push(tokio::spawn(tick(

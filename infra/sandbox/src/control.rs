@@ -74,7 +74,8 @@ fn seed(st: &mut State, body: &Value) -> Reply {
     Reply::json(200, json!({"seeded": n}))
 }
 
-/// `{"provider"?: "ghl", "status"?: 500, "count"?: 3, "seconds"?: 120, "latency_ms"?: 200}`.
+/// `{"provider"?: "ghl", "status"?: 500, "count"?: 3, "seconds"?: 120, "latency_ms"?: 200,
+/// "skip"?: 2, "apply"?: true, "path_contains"?: "/notes"}`.
 fn add_fault(st: &mut State, body: &Value) -> Reply {
     let status = body.get("status").and_then(Value::as_u64).map(|s| s as u16);
     let latency_ms = body.get("latency_ms").and_then(Value::as_u64);
@@ -103,6 +104,12 @@ fn add_fault(st: &mut State, body: &Value) -> Reply {
         remaining,
         until,
         latency_ms,
+        skip: body.get("skip").and_then(Value::as_u64).unwrap_or(0) as u32,
+        apply: body.get("apply").and_then(Value::as_bool).unwrap_or(false),
+        path_contains: body
+            .get("path_contains")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     });
     Reply::json(200, json!({"faults": st.faults.len()}))
 }

@@ -172,11 +172,31 @@ async fn dispatch(
         let mut st = shared.lock().unwrap();
         return control::handle(&mut st, &incoming).into_response();
     }
-    let fault = shared.lock().unwrap().take_fault(&provider);
+    let fault = shared.lock().unwrap().take_fault(&provider, &path);
     if let Some(latency) = fault.as_ref().and_then(|f| f.latency_ms) {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     let mut st = shared.lock().unwrap();
+    if let Some(f) = fault.filter(|f| f.apply) {
+        // The provider performs the request; its answer is lost on the way back.
+        let _ = match provider.as_str() {
+            "ghl" => Some(ghl::handle(&mut st, &incoming)),
+            "aloware" => Some(aloware::handle(&mut st, &incoming)),
+            "texting" => Some(texting::handle(&mut st, &incoming)),
+            _ => None,
+        };
+        let reply = injected(f.status.unwrap_or(502), &provider);
+        st.record(RecordedRequest {
+            provider: provider.clone(),
+            method: method.to_string(),
+            path: format!("/{path}"),
+            query: incoming.query.clone(),
+            body: incoming.body.clone(),
+            status: reply.status,
+            at: chrono::Utc::now(),
+        });
+        return reply.into_response();
+    }
     let reply = match (fault.and_then(|f| f.status), provider.as_str()) {
         (Some(status), p) => {
             let mut reply = injected(status, p);

@@ -67,6 +67,13 @@ pub struct Fault {
     pub remaining: Option<u32>,
     pub until: Option<Instant>,
     pub latency_ms: Option<u64>,
+    /// Requests of the provider to let through untouched before the fault applies.
+    pub skip: u32,
+    /// Perform the request, then answer with the fault's status (the write happened,
+    /// its answer was lost).
+    pub apply: bool,
+    /// Only requests whose path contains this text.
+    pub path_contains: Option<String>,
 }
 
 /// What applies to one request.
@@ -74,6 +81,7 @@ pub struct Fault {
 pub struct AppliedFault {
     pub status: Option<u16>,
     pub latency_ms: Option<u64>,
+    pub apply: bool,
 }
 
 pub struct State {
@@ -128,21 +136,26 @@ impl State {
         self.next_id
     }
 
-    /// The first active fault for this provider, consumed by one use when counted.
-    pub fn take_fault(&mut self, provider: &str) -> Option<AppliedFault> {
+    /// The first active fault for this request, consumed by one use when counted.
+    pub fn take_fault(&mut self, provider: &str, path: &str) -> Option<AppliedFault> {
         let now = Instant::now();
         self.faults
             .retain(|f| f.remaining != Some(0) && f.until.is_none_or(|u| u > now));
-        let fault = self
-            .faults
-            .iter_mut()
-            .find(|f| f.provider.as_deref().is_none_or(|p| p == provider))?;
+        let fault = self.faults.iter_mut().find(|f| {
+            f.provider.as_deref().is_none_or(|p| p == provider)
+                && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
+        })?;
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            return None;
+        }
         if let Some(n) = fault.remaining.as_mut() {
             *n -= 1;
         }
         Some(AppliedFault {
             status: fault.status,
             latency_ms: fault.latency_ms,
+            apply: fault.apply,
         })
     }
 

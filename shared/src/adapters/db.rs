@@ -1,9 +1,16 @@
-//! Postgres connection pool. Connections open lazily: a cold start never waits on the
-//! database, and a database outage surfaces per request (→ 429/503), not as a crash.
+//! Postgres connection pool and typed database errors. Connections open lazily: a cold
+//! start never waits on the database, and an outage surfaces per request (→ 429/503),
+//! not as a crash. Every connection carries a statement timeout, so a hung statement
+//! (a lock, a failover) ends as an error inside the caller's time budget.
 use std::{str::FromStr, time::Duration};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+
+/// Default statement timeout: well inside the shortest function budget that uses it
+/// (the ingest store budget, `ingest::STORE_BUDGET`).
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbConfigError {
@@ -13,15 +20,104 @@ pub enum DbConfigError {
     Pool(String),
 }
 
+/// A database failure, told apart by what the caller should do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    /// No connection (server down, network, pool exhausted): retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The statement timeout (SQLSTATE 57014) or the caller's budget ran out.
+    #[error("database statement timed out")]
+    Timeout,
+    /// A concurrent writer won (unique violation, serialization failure, deadlock):
+    /// retrying sees the winner.
+    #[error("database conflict (SQLSTATE {code}): {message}")]
+    Conflict { code: String, message: String },
+    /// Anything else (bad SQL, bad data): a bug, retrying cannot help.
+    #[error("database error (SQLSTATE {code}): {message}")]
+    Query { code: String, message: String },
+}
+
+impl DbError {
+    pub fn retryable(&self) -> bool {
+        !matches!(self, DbError::Query { .. })
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Conflict { code, .. } if code == SqlState::UNIQUE_VIOLATION.code())
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            // I/O, a closed connection, a failed TLS handshake: no SQLSTATE.
+            return DbError::Unavailable(e.to_string());
+        };
+        let code = db.code().code().to_string();
+        // The server's message names constraints and columns, never parameter values
+        // (those are in `detail`, which is not kept).
+        let message = db.message().to_string();
+        let state = db.code();
+        if *state == SqlState::QUERY_CANCELED {
+            DbError::Timeout
+        } else if [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(state)
+        {
+            DbError::Conflict { code, message }
+        } else if code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P")
+            || *state == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            DbError::Unavailable(format!("SQLSTATE {code}: {message}"))
+        } else {
+            DbError::Query { code, message }
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
 pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbConfigError> {
+    pool_with(database_url, max_size, DEFAULT_STATEMENT_TIMEOUT)
+}
+
+pub fn pool_with(
+    database_url: &str,
+    max_size: usize,
+    statement_timeout: Duration,
+) -> Result<Pool, DbConfigError> {
     let mut config =
         tokio_postgres::Config::from_str(database_url).map_err(DbConfigError::BadUrl)?;
     config.connect_timeout(Duration::from_secs(3));
     config.keepalives_idle(Duration::from_secs(30));
+    // Sent in the startup packet: no extra round trip per connection.
+    let options = format!(
+        "{} -c statement_timeout={}",
+        config.get_options().unwrap_or_default(),
+        statement_timeout.as_millis()
+    );
+    config.options(options.trim());
     let manager = Manager::from_config(
         config,
         NoTls,
         ManagerConfig {
+            // `Verified` would cost a round trip per checkout (the ingest path makes
+            // one); a connection that died while Lambda was frozen fails its statement,
+            // which every caller already treats as retryable.
             recycling_method: RecyclingMethod::Fast,
         },
     );
@@ -35,16 +131,44 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbConfigError> 
 }
 
 /// `SELECT 1` within a deadline; the health check's database probe.
-pub async fn ping(pool: &Pool) -> Result<(), String> {
+pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     let probe = async {
-        let client = pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
+        let client = pool.get().await?;
+        client.simple_query("SELECT 1").await?;
         Ok(())
     };
     tokio::time::timeout(Duration::from_secs(5), probe)
         .await
-        .unwrap_or_else(|_| Err("timed out".into()))
+        .unwrap_or(Err(DbError::Timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_are_conflicts() {
+        let e = DbError::Conflict {
+            code: "23505".into(),
+            message: "duplicate key".into(),
+        };
+        assert!(e.is_unique_violation() && e.retryable());
+        let bug = DbError::Query {
+            code: "42601".into(),
+            message: "syntax error".into(),
+        };
+        assert!(!bug.retryable());
+        assert!(DbError::Unavailable("down".into()).retryable());
+        assert!(DbError::Timeout.retryable());
+    }
+
+    #[test]
+    fn the_statement_timeout_travels_in_the_startup_options() {
+        assert!(pool_with(
+            "postgres://u@127.0.0.1:1/x?options=-c%20search_path%3Dp",
+            1,
+            Duration::from_secs(2)
+        )
+        .is_ok());
+    }
 }

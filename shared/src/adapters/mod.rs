@@ -1,8 +1,8 @@
 //! Adapters: everything that talks to Postgres, SQS or Secrets Manager.
 pub mod db;
-pub mod events_repo;
+pub mod event_store;
 pub mod migrations;
 pub mod queue;
 pub mod rate_budget;
 pub mod secrets;
-pub mod sync_repo;
+pub mod sync_store;

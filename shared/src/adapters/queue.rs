@@ -2,16 +2,11 @@
 use std::time::Duration;
 
 use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, SdkConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Which inbox table a message points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    Webhook,
-    Texting,
-}
+pub use crate::domain::EventKind;
 
 #[derive(Debug, thiserror::Error)]
 #[error("queue error: {0}")]
@@ -40,10 +35,17 @@ pub async fn aws_config() -> SdkConfig {
         .await
 }
 
-#[derive(Serialize)]
-struct Message {
-    event_id: Uuid,
-    kind: EventKind,
+/// The message body (SPEC §5): the row is the truth, the message only points at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    pub event_id: Uuid,
+    pub kind: EventKind,
+}
+
+/// SQS message group of a person key: events about one person apply in order. The key
+/// may be a phone number and SQS ids are visible to operators, so it is hashed.
+pub fn message_group_id(person_key: &str) -> String {
+    hex::encode(&Sha256::digest(person_key.as_bytes())[..16])
 }
 
 impl EventQueue {
@@ -58,22 +60,24 @@ impl EventQueue {
         &self.url
     }
 
-    /// Send one event. FIFO dedup id = event id + attempt, so a resend by the sweeper
-    /// after a consumer failure is not swallowed by SQS's five-minute dedup window.
+    /// Send one event's message in its person's group. The FIFO deduplication id is
+    /// the event id and the row's send count (`seq`), so a relay resend is not swallowed
+    /// by SQS's five-minute deduplication window while a repeat of the same send is.
     pub async fn send(
         &self,
         event_id: Uuid,
         kind: EventKind,
-        group_id: &str,
-        attempt: i32,
+        person_key: &str,
+        seq: i32,
     ) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&Message { event_id, kind }).expect("message serialises");
+        let body =
+            serde_json::to_string(&QueueMessage { event_id, kind }).expect("message serialises");
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .message_group_id(group_id)
-            .message_deduplication_id(format!("{event_id}-{attempt}"))
+            .message_group_id(message_group_id(person_key))
+            .message_deduplication_id(format!("{event_id}-{seq}"))
             .send()
             .await
             .map(|_| ())
@@ -82,14 +86,27 @@ impl EventQueue {
 
     /// Reachability probe for the health check.
     pub async fn ping(&self) -> Result<(), QueueError> {
-        self.client
+        self.depth().await.map(|_| ())
+    }
+
+    /// Messages waiting (visible) and in flight.
+    pub async fn depth(&self) -> Result<(i64, i64), QueueError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .client
             .get_queue_attributes()
             .queue_url(&self.url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((
+            n(A::ApproximateNumberOfMessages),
+            n(A::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 }
 

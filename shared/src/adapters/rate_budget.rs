@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+use super::db::DbError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
-    #[error("rate budget store unavailable: {0}")]
-    Store(String),
+    #[error("rate budget store: {0}")]
+    Store(#[from] DbError),
     #[error("rate budget for {0} exhausted for longer than the wait limit")]
     Exhausted(String),
 }
@@ -52,12 +54,28 @@ impl RateBudget {
         }
     }
 
-    fn store_err(e: impl std::fmt::Display) -> BudgetError {
-        BudgetError::Store(e.to_string())
+    fn store_err(e: impl Into<DbError>) -> BudgetError {
+        BudgetError::Store(e.into())
     }
 
-    /// Take one token, waiting for it when the bucket is empty.
+    /// Take one token, waiting for it when the bucket is empty. The connection goes
+    /// back to the pool while waiting: a wait must not starve the other records.
     pub async fn acquire(&self, key: &str) -> Result<(), BudgetError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let wait = match self.try_take(key).await? {
+                None => return Ok(()),
+                Some(wait) => wait,
+            };
+            if started.elapsed() + wait > self.max_wait {
+                return Err(BudgetError::Exhausted(key.to_string()));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One take: `None` when a token was taken, else how long until one refills.
+    async fn try_take(&self, key: &str) -> Result<Option<Duration>, BudgetError> {
         let client = self.pool.get().await.map_err(Self::store_err)?;
         if !self.created.lock().unwrap().contains(key) {
             client
@@ -67,31 +85,26 @@ impl RateBudget {
             self.created.lock().unwrap().insert(key.to_string());
         }
         let take = client.prepare_cached(TAKE).await.map_err(Self::store_err)?;
+        if client
+            .query_opt(&take, &[&key])
+            .await
+            .map_err(Self::store_err)?
+            .is_some()
+        {
+            return Ok(None);
+        }
         let available = client
             .prepare_cached(AVAILABLE)
             .await
             .map_err(Self::store_err)?;
-        let started = tokio::time::Instant::now();
-        loop {
-            if client
-                .query_opt(&take, &[&key])
-                .await
-                .map_err(Self::store_err)?
-                .is_some()
-            {
-                return Ok(());
-            }
-            let row = client
-                .query_one(&available, &[&key])
-                .await
-                .map_err(Self::store_err)?;
-            let (tokens, rate): (f64, f64) = (row.get(0), row.get(1));
-            let wait = Duration::from_secs_f64(((1.0 - tokens) / rate).clamp(0.005, 5.0));
-            if started.elapsed() + wait > self.max_wait {
-                return Err(BudgetError::Exhausted(key.to_string()));
-            }
-            tokio::time::sleep(wait).await;
-        }
+        let row = client
+            .query_one(&available, &[&key])
+            .await
+            .map_err(Self::store_err)?;
+        let (tokens, rate): (f64, f64) = (row.get(0), row.get(1));
+        Ok(Some(Duration::from_secs_f64(
+            ((1.0 - tokens) / rate).clamp(0.005, 5.0),
+        )))
     }
 
     /// Tighten the bucket to what the provider says remains (never loosen it).

@@ -144,7 +144,7 @@ impl CallFacts {
         line("Agent", self.agent.clone());
         line("Line", self.line.clone());
         line("Recording", self.recording_url.clone());
-        line("Aloware call id", Some(self.call_id.clone()));
+        lines.push(note_marker(&self.call_id));
         if let Some(summary) = &self.summary {
             lines.push(String::new());
             lines.push("Summary:".into());
@@ -166,6 +166,32 @@ impl CallFacts {
             tags.push("Missed Call".into());
         }
         tags
+    }
+}
+
+/// The line of a call's note that names the call: lets a person match note and Aloware,
+/// and lets a retry find a note an earlier attempt created but could not record.
+pub fn note_marker(call_id: &str) -> String {
+    format!("Aloware call id: {call_id}")
+}
+
+/// Whether a GHL note body is the note of call `call_id`.
+pub fn is_note_of(body: &str, call_id: &str) -> bool {
+    let marker = note_marker(call_id);
+    body.lines().any(|l| l.trim() == marker)
+}
+
+/// Whether a call event says its contact is on the do-not-call list (the nested
+/// `body.contact.is_dnc`, or a flat `is_dnc`).
+pub fn says_dnc(body: &Value) -> bool {
+    let flag = body
+        .get("contact")
+        .and_then(|c| c.get("is_dnc"))
+        .or_else(|| body.get("is_dnc"));
+    match flag {
+        Some(Value::Bool(b)) => *b,
+        Some(v) => int(Some(v)) == Some(1) || v.as_str() == Some("true"),
+        None => false,
     }
 }
 
@@ -221,6 +247,17 @@ mod tests {
             assert!(note.contains(part), "{part} missing from {note}");
         }
         assert_eq!(f.tags(), ["Call: No Answer", "Outbound Call"]);
+        assert!(is_note_of(&note, "940868616"));
+        assert!(!is_note_of(&note, "94086861"), "the whole id, not a prefix");
+    }
+
+    #[test]
+    fn dnc_flags_in_every_form() {
+        assert!(says_dnc(&json!({"contact": {"is_dnc": true}})));
+        assert!(says_dnc(&json!({"contact": {"is_dnc": "1"}})));
+        assert!(says_dnc(&json!({"is_dnc": 1})));
+        assert!(!says_dnc(&json!({"contact": {"is_dnc": false}})));
+        assert!(!says_dnc(&json!({"id": 1})));
     }
 
     #[test]

@@ -417,28 +417,68 @@ pub fn changed<'a>(
         .collect()
 }
 
-/// Hash of the fields a sync writes, for loop prevention: the echo of our own write
-/// carries the same values and therefore the same hash.
+/// Hash of every synced field — names, phone, email, timezone, address, lead source,
+/// DND and tags — for loop prevention (SPEC §5 a). A webhook is our own echo only when
+/// *all* of these equal what we wrote: a person's edit or DND change made moments after
+/// our write changes the hash and is applied.
 pub fn fingerprint(c: &Contact) -> String {
-    let parts = [
-        &c.first_name,
-        &c.last_name,
-        &c.phone,
-        &c.email,
-        &c.timezone,
-        &c.address,
-        &c.city,
-        &c.state,
-        &c.postal_code,
-        &c.country,
-    ];
-    let joined: Vec<&str> = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect();
-    super::dedupe::body_hash(joined.join("\u{1f}").as_bytes())
+    let mut parts: Vec<&str> = text_fields(c)
+        .iter()
+        .map(|p| p.as_deref().unwrap_or(""))
+        .collect();
+    // An unset flag and a cleared one are the same state.
+    parts.push(if c.dnc == Some(true) { "dnc" } else { "no-dnc" });
+    let mut tags: Vec<String> = c.tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    tags.sort();
+    tags.dedup();
+    let tags = tags.join("\u{1e}");
+    parts.push(&tags);
+    super::dedupe::body_hash(parts.join("\u{1f}").as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_covers_dnd_tags_and_lead_source() {
+        let base = Contact {
+            first_name: Some("Ann".into()),
+            phone: Some("+12025550177".into()),
+            tags: vec!["b".into(), "A".into()],
+            ..Default::default()
+        };
+        let same = Contact {
+            tags: vec!["a".into(), "b".into()],
+            dnc: Some(false),
+            ..base.clone()
+        };
+        assert_eq!(
+            fingerprint(&base),
+            fingerprint(&same),
+            "tag order, case and an unset DND are no change"
+        );
+        for changed in [
+            Contact {
+                dnc: Some(true),
+                ..base.clone()
+            },
+            Contact {
+                tags: vec!["a".into()],
+                ..base.clone()
+            },
+            Contact {
+                lead_source: Some("Ads".into()),
+                ..base.clone()
+            },
+            Contact {
+                first_name: Some("Anne".into()),
+                ..base.clone()
+            },
+        ] {
+            assert_ne!(fingerprint(&base), fingerprint(&changed), "{changed:?}");
+        }
+    }
 
     fn c(first: &str, last: &str, phone: &str, email: &str, tz: &str) -> Contact {
         let o = |s: &str| (!s.is_empty()).then(|| s.to_string());

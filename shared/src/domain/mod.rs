@@ -1,14 +1,15 @@
 //! Pure domain rules: no I/O, no clocks, no configuration lookups.
-pub mod aloware;
+pub mod aloware_webhook;
 pub mod call;
 pub mod contact;
 pub mod dedupe;
 pub mod event;
 pub mod event_filter;
-pub mod ghl;
+pub mod ghl_webhook;
 pub mod json;
 pub mod origin;
 pub mod phone;
-pub mod texting;
+pub mod retry;
+pub mod texting_webhook;
 
-pub use event::{Classified, EntityType, Source};
+pub use event::{Classified, EntityType, EventKind, PersonRef, Source};

@@ -1,8 +1,16 @@
-//! The ingest contract (SPEC §4) shared by the three webhook functions: size limit,
-//! JSON parsing, store-then-enqueue (transactional outbox), and the JSON answers.
-pub mod aloware;
-pub mod ghl;
-pub mod texting;
+//! The ingest contract (SPEC §4) shared by the webhook functions: size limit, JSON
+//! parsing, store-then-enqueue (transactional outbox), and the JSON answers.
+//!
+//! Nothing is acknowledged before it is stored. A store that fails or does not finish
+//! inside [`STORE_BUDGET`] answers 429 to GHL (its only retry trigger) and 503 to the
+//! others, well before the function's timeout could make API Gateway answer 5xx. A
+//! stored row whose queue send fails is still acknowledged: `sweep-pending` (and any
+//! duplicate delivery) sends it later.
+pub mod webhook_aloware;
+pub mod webhook_ghl;
+pub mod webhook_texting;
+
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use lambda_http::{
@@ -10,19 +18,25 @@ use lambda_http::{
     Body, Request, Response,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use crate::adapters::events_repo::{StoreError, Stored};
-use crate::adapters::queue::{EventKind, EventQueue};
-use crate::domain::{Classified, Source};
+use crate::adapters::db::DbError;
+use crate::adapters::event_store::{self, NewEvent, Stored, ToEnqueue};
+use crate::adapters::queue::EventQueue;
+use crate::domain::EventKind;
 use crate::lambda::http::{body_bytes, error_response, json_response, MAX_BODY_BYTES};
+
+/// Time allowed for storing a webhook. The ingest functions' timeout is 15 s
+/// (template.yaml); this budget plus the queue send's own 5 s deadline fit inside it.
+pub const STORE_BUDGET: Duration = Duration::from_secs(6);
 
 /// What an ingest function builds once per cold start.
 #[derive(Clone)]
 pub struct Ingest {
     pub pool: Pool,
     pub queue: EventQueue,
+    pub kind: EventKind,
     pub default_country: String,
+    pub store_budget: Duration,
 }
 
 /// A request refused before anything was stored: status, error code and message.
@@ -75,82 +89,123 @@ pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Rejection> {
     Ok(body)
 }
 
-/// Parse the body as JSON. Postgres `jsonb` cannot hold U+0000, so such bodies are
-/// refused here with 400 rather than failing at insert time.
+/// Parse the body as JSON. Postgres `jsonb` cannot hold U+0000, so a body whose strings
+/// or keys contain one is refused here with 400 rather than failing at insert time.
 pub(crate) fn parse_json(body: &[u8]) -> Result<(Value, &str), Rejection> {
     let bad = |msg: String| Rejection::new(StatusCode::BAD_REQUEST, "invalid_json", msg);
     let text = std::str::from_utf8(body).map_err(|_| bad("body is not UTF-8".into()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    if text.contains("\\u0000") {
+    if contains_nul(&value) {
         return Err(bad("NUL characters (\\u0000) are not accepted".into()));
     }
     Ok((value, text))
 }
 
-/// SQS message group: events about one person apply in order. The person key may be a
-/// phone number, so the group id is its hash (SQS ids are visible to operators).
-pub fn message_group_id(source: Source, c: &Classified) -> String {
-    let key = match &c.person_key {
-        Some(person) => person.clone(),
-        None => format!(
-            "{}:{}:{}",
-            source.as_str(),
-            c.entity_type.as_str(),
-            c.entity_id.as_deref().unwrap_or("-")
-        ),
-    };
-    hex::encode(&Sha256::digest(key.as_bytes())[..16])
+fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(contains_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+/// The answer when the store is unavailable (or the function could not configure
+/// itself): the status this provider retries on, with a JSON body.
+pub fn unavailable(store_failure_status: StatusCode) -> Response<Body> {
+    error_response(
+        store_failure_status,
+        "store_unavailable",
+        "could not store the webhook; retry later",
+    )
 }
 
 impl Ingest {
-    /// After the row is stored: enqueue a new row (a failed send leaves it pending for
-    /// the sweeper) and answer. Duplicates are answered with the stored row's id.
-    pub(crate) async fn acknowledge(
+    /// Store a delivery, enqueue what needs a message, and answer the provider.
+    pub(crate) async fn store_and_acknowledge(
         &self,
-        stored: Result<Stored, StoreError>,
-        source: Source,
-        kind: EventKind,
-        c: &Classified,
+        new: NewEvent<'_>,
         store_failure_status: StatusCode,
     ) -> Response<Body> {
+        let c = new.classified;
+        let stored = tokio::time::timeout(
+            self.store_budget,
+            event_store::insert(&self.pool, self.kind, &new),
+        )
+        .await
+        .unwrap_or(Err(DbError::Timeout));
         let stored = match stored {
             Ok(stored) => stored,
             Err(err) => {
-                tracing::error!(source = source.as_str(), event_type = %c.event_type, error = %err, "webhook not stored");
-                return error_response(
-                    store_failure_status,
-                    "store_unavailable",
-                    "could not store the webhook; retry later",
-                );
+                tracing::error!(source = new.source.as_str(), event_type = %c.event_type, error = %err, "webhook not stored");
+                return unavailable(store_failure_status);
             }
         };
-        let id = stored.id();
-        if let Stored::Duplicate(_) = stored {
-            tracing::info!(source = source.as_str(), event_id = %id, event_type = %c.event_type, "duplicate webhook");
-            return json_response(StatusCode::OK, &json!({"duplicate": true, "id": id}));
+        match stored {
+            Stored::Inserted { id, enqueue: None } => {
+                tracing::warn!(source = new.source.as_str(), event_id = %id, event_type = %c.event_type, "webhook stored quarantined");
+                json_response(StatusCode::OK, &json!({"id": id, "status": "quarantined"}))
+            }
+            Stored::Inserted {
+                id,
+                enqueue: Some(message),
+            } => {
+                let queued = self.enqueue(&message).await;
+                tracing::info!(
+                    source = new.source.as_str(),
+                    event_id = %id,
+                    event_type = %c.event_type,
+                    entity_type = c.entity_type.as_str(),
+                    queued,
+                    "webhook stored"
+                );
+                json_response(
+                    StatusCode::OK,
+                    &json!({"id": id, "status": "pending", "queued": queued}),
+                )
+            }
+            Stored::Duplicate { id, requeue } => {
+                let requeued = match &requeue {
+                    Some(message) => self.enqueue(message).await,
+                    None => false,
+                };
+                tracing::info!(source = new.source.as_str(), event_id = %id, event_type = %c.event_type, requeued, "duplicate webhook");
+                json_response(StatusCode::OK, &json!({"duplicate": true, "id": id}))
+            }
         }
-        let queued = match self
-            .queue
-            .send(id, kind, &message_group_id(source, c), 0)
-            .await
-        {
+    }
+
+    /// Send the row's message; a failed send leaves the row marked unqueued for the
+    /// relay (best effort: if even that fails, the relay finds the send time stale).
+    async fn enqueue(&self, m: &ToEnqueue) -> bool {
+        match self.queue.send(m.id, self.kind, &m.person_key, m.seq).await {
             Ok(()) => true,
             Err(err) => {
-                tracing::warn!(source = source.as_str(), event_id = %id, error = %err, "enqueue failed; row stays pending for the sweeper");
+                tracing::warn!(event_id = %m.id, error = %err, "enqueue failed; the relay will send it");
+                let mark = event_store::mark_unqueued(&self.pool, self.kind, m.id);
+                if let Ok(Err(e)) | Err(e) = tokio::time::timeout(Duration::from_secs(2), mark)
+                    .await
+                    .map_err(|_| DbError::Timeout)
+                {
+                    tracing::warn!(event_id = %m.id, error = %e, "could not mark the row unqueued");
+                }
                 false
             }
-        };
-        tracing::info!(
-            source = source.as_str(),
-            event_id = %id,
-            event_type = %c.event_type,
-            entity_type = c.entity_type.as_str(),
-            queued,
-            "webhook stored"
-        );
-        json_response(
-            StatusCode::OK,
-            &json!({"id": id, "status": "pending", "queued": queued}),
-        )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_refused_but_escaped_backslashes_are_not() {
+        assert!(parse_json(br#"{"a":"x\u0000"}"#).is_err());
+        assert!(parse_json(br#"{"a\u0000":1}"#).is_err());
+        // A literal backslash followed by the text u0000 is ordinary text.
+        let (v, _) = parse_json(br#"{"a":"C:\\u0000"}"#).unwrap();
+        assert_eq!(v["a"], "C:\\u0000");
+        assert!(parse_json(b"\xff").is_err());
     }
 }

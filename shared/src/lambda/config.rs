@@ -5,10 +5,21 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 
 use crate::adapters::{db, queue::EventQueue, secrets};
+use crate::domain::EventKind;
 use crate::ingest::Ingest;
 
 pub const WEBHOOK_EVENTS_QUEUE_URL: &str = "WEBHOOK_EVENTS_QUEUE_URL";
 pub const TEXTING_EVENTS_QUEUE_URL: &str = "TEXTING_EVENTS_QUEUE_URL";
+pub const BROADCAST_EVENTS_QUEUE_URL: &str = "BROADCAST_EVENTS_QUEUE_URL";
+
+/// The setting that names the queue of an inbox.
+pub fn queue_setting(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Webhook => WEBHOOK_EVENTS_QUEUE_URL,
+        EventKind::Texting => TEXTING_EVENTS_QUEUE_URL,
+        EventKind::Broadcast => BROADCAST_EVENTS_QUEUE_URL,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -31,7 +42,9 @@ pub struct Settings {
 impl Settings {
     /// Secret (when `CONFIG_SECRET_ID` is set) overlaid by the process environment.
     pub async fn load() -> Result<Self, ConfigError> {
-        Self::load_with(std::env::vars()).await
+        // Collected first: `std::env::Vars` may not be held across an await.
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with(env).await
     }
 
     /// As [`Settings::load`], with `env` standing for the process environment.
@@ -122,11 +135,13 @@ impl Settings {
     }
 
     /// Everything an ingest function needs, built once per cold start.
-    pub async fn ingest(&self, url_setting: &'static str) -> Result<Ingest, ConfigError> {
+    pub async fn ingest(&self, kind: EventKind) -> Result<Ingest, ConfigError> {
         Ok(Ingest {
             pool: self.pool()?,
-            queue: self.queue(url_setting).await?,
+            queue: self.queue(queue_setting(kind)).await?,
+            kind,
             default_country: self.default_country(),
+            store_budget: crate::ingest::STORE_BUDGET,
         })
     }
 }

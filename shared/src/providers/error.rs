@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::domain::retry::FailureClass;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Ghl,
@@ -27,26 +29,29 @@ pub struct ProviderError {
     pub operation: &'static str,
     pub status: Option<u16>,
     pub message: String,
-    /// Whether the same call may succeed later (network, 408, 429, 5xx).
+    /// Whether the same call may succeed later (network, 408, 429, 5xx, and a rejected
+    /// credential once a person has replaced it).
     pub retryable: bool,
     /// At least this long before retrying (GHL's rate-limit interval on a 429).
     pub retry_after: Option<Duration>,
 }
 
 impl ProviderError {
-    pub fn transport(provider: Provider, operation: &'static str, err: &reqwest::Error) -> Self {
+    /// A request that got no answer. The URL is dropped from the text: Aloware's carries
+    /// the API token and GHL's the searched phone or email, and this text is stored.
+    pub fn transport(provider: Provider, operation: &'static str, err: reqwest::Error) -> Self {
+        let kind = if err.is_timeout() {
+            "timed out".to_string()
+        } else if err.is_connect() {
+            "could not connect".to_string()
+        } else {
+            err.without_url().to_string()
+        };
         ProviderError {
             provider,
             operation,
             status: None,
-            message: format!(
-                "request failed: {}",
-                if err.is_timeout() {
-                    "timed out".into()
-                } else {
-                    err.to_string()
-                }
-            ),
+            message: format!("request failed: {kind}"),
             retryable: true,
             retry_after: None,
         }
@@ -71,8 +76,26 @@ impl ProviderError {
             operation,
             status: Some(status),
             message,
-            retryable: matches!(status, 408 | 429) || status >= 500,
+            retryable: matches!(status, 401 | 403 | 408 | 429) || status >= 500,
             retry_after: None,
+        }
+    }
+
+    /// Whether this is the provider refusing our credential (a rotated or expired token).
+    pub fn is_credential(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+    }
+
+    /// How the event's retry budget treats this failure.
+    pub fn class(&self) -> FailureClass {
+        if self.is_credential() {
+            FailureClass::Credential
+        } else if self.retryable {
+            FailureClass::Retryable {
+                at_least: self.retry_after,
+            }
+        } else {
+            FailureClass::Final
         }
     }
 
@@ -164,7 +187,11 @@ mod tests {
     fn retryability_by_status() {
         let e = |s| ProviderError::from_status(Provider::Ghl, "op", s, "{}");
         assert!(e(429).retryable && e(500).retryable && e(503).retryable && e(408).retryable);
-        assert!(!e(400).retryable && !e(404).retryable && !e(422).retryable && !e(401).retryable);
+        assert!(!e(400).retryable && !e(404).retryable && !e(422).retryable);
         assert!(e(401).message.contains("credentials rejected"));
+        assert_eq!(e(401).class(), FailureClass::Credential);
+        assert_eq!(e(403).class(), FailureClass::Credential);
+        assert_eq!(e(422).class(), FailureClass::Final);
+        assert_eq!(e(503).class(), FailureClass::Retryable { at_least: None });
     }
 }

@@ -1,15 +1,28 @@
 //! Aloware → GHL: contacts (merge policy, fewest calls) and calls (one note per call,
-//! updated in place; call tags; DNC mirrored).
+//! updated in place; call tags; DNC mirrored to GHL DND).
+//!
+//! One note per call under any single failure: the event takes the call's note intent
+//! before writing to GHL and saves the note id the moment GHL returns it; an attempt
+//! that resumes an intent first looks for the call's note in GHL (its body names the
+//! call) and adopts it rather than creating a second. Recordings and summaries that
+//! arrive before the call's disposition wait for it.
+use std::time::Duration;
+
 use serde_json::{json, Map, Value};
 
 use super::{marked, Outcome, SyncDeps, SyncError};
-use crate::adapters::sync_repo::{self, CallNote, EventRow};
+use crate::adapters::event_store::EventRow;
+use crate::adapters::sync_store::{self, CallNote, NoteIntent};
 use crate::domain::call::{self, CallEventKind, CallFacts};
 use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Policy, Side};
 use crate::domain::json::{id_str, text};
 use crate::domain::phone::to_e164;
 
 const DIRECTION: &str = "aloware_to_ghl";
+
+/// An intent older than this belongs to an attempt that died (it must exceed the
+/// consumer's timeout: an attempt still running keeps its intent).
+const NOTE_INTENT_LEASE: Duration = Duration::from_secs(300);
 
 /// The event's body: native envelopes nest it, Zapier-style bodies are flat.
 fn body_of(event: &EventRow) -> &Value {
@@ -51,6 +64,22 @@ fn new_contact_body(
     Value::Object(body)
 }
 
+/// The contact's whole `dndSettings` with Call DND on: GHL may replace the object on
+/// write, so every channel already set (an SMS opt-out) is carried along.
+fn dnd_with_call_active(current: &Value) -> Value {
+    let mut settings = current
+        .get("dndSettings")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    settings.insert("Call".into(), json!({"status": "active"}));
+    Value::Object(settings)
+}
+
+fn has_tag(contact: &Contact, tag: &str) -> bool {
+    contact.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+}
+
 struct SyncedContact {
     ghl_id: String,
     decisions: Value,
@@ -65,14 +94,14 @@ async fn sync_contact(
 ) -> Result<Option<SyncedContact>, SyncError> {
     let aloware_id = id_str(source.get("id"));
     let incoming = Contact::from_aloware(source, &deps.default_country);
-    let hash = fingerprint(&incoming);
     if let Some(id) = &aloware_id {
-        if sync_repo::is_echo(&deps.pool, "aloware", id, &hash, deps.echo_window_seconds).await? {
+        let hash = fingerprint(&incoming);
+        if sync_store::is_echo(&deps.pool, "aloware", id, &hash, deps.echo_window_seconds).await? {
             return Ok(None);
         }
     }
     let mapped = match &aloware_id {
-        Some(id) => sync_repo::mapping_by_aloware(&deps.pool, id)
+        Some(id) => sync_store::mapping_by_aloware(&deps.pool, id)
             .await?
             .and_then(|m| m.ghl_contact_id),
         None => None,
@@ -90,79 +119,10 @@ async fn sync_contact(
         }
     };
     let synced = match current {
-        None => {
-            if incoming.phone.is_none() && incoming.email.is_none() {
-                return Err(SyncError::Invalid(
-                    "Aloware contact has neither phone nor email".into(),
-                ));
-            }
-            let mut body = new_contact_body(&incoming, aloware_id.as_deref(), source, &[]);
-            // Unsearched (policy aloware), the upsert may land on an existing contact, and
-            // whether GHL's upsert replaces or adds tags is undocumented: tags go through
-            // the additive tags endpoint instead.
-            let unsearched_tags = match (deps.policy, body.as_object_mut()) {
-                (Policy::Aloware, Some(fields)) => fields.remove("tags"),
-                _ => None,
-            };
-            let (_, contact) = deps.ghl.upsert_contact(&marked(deps, origin, body)).await?;
-            let ghl_id = Contact::ghl_id(&contact)
-                .ok_or_else(|| SyncError::Invalid("GHL upsert returned no id".into()))?;
-            if let Some(tags) = unsearched_tags {
-                let tags: Vec<String> = serde_json::from_value(tags).unwrap_or_default();
-                deps.ghl.add_tags(&ghl_id, &tags).await?;
-            }
-            let written = Contact::from_ghl(&contact, &deps.default_country);
-            sync_repo::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&written))
-                .await?;
-            SyncedContact {
-                ghl_id,
-                decisions: json!({"created": true}),
-                wrote: true,
-            }
-        }
-        Some(current_json) => {
-            let ghl_id = Contact::ghl_id(&current_json)
-                .ok_or_else(|| SyncError::Invalid("GHL contact without id".into()))?;
-            let current = Contact::from_ghl(&current_json, &deps.default_country);
-            let merged = merge(&incoming, Side::Aloware, &current, deps.policy);
-            let mut diff: Map<String, Value> =
-                changed(&ghl_fields(&current), &ghl_fields(&merged.contact))
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-            let mut missing_tags: Vec<String> = Vec::new();
-            if merged.contact.dnc == Some(true) && current.dnc != Some(true) {
-                diff.insert("dndSettings".into(), json!({"Call": {"status": "active"}}));
-                if !current.tags.iter().any(|t| t == "dnc") {
-                    missing_tags.push("DNC".into());
-                }
-            }
-            let wrote = !diff.is_empty() || !missing_tags.is_empty();
-            if !diff.is_empty() {
-                deps.ghl
-                    .update_contact(&ghl_id, &marked(deps, origin, Value::Object(diff)))
-                    .await?;
-            }
-            if !missing_tags.is_empty() {
-                deps.ghl.add_tags(&ghl_id, &missing_tags).await?;
-            }
-            if wrote {
-                sync_repo::record_fingerprint(
-                    &deps.pool,
-                    "ghl",
-                    &ghl_id,
-                    &fingerprint(&merged.contact),
-                )
-                .await?;
-            }
-            SyncedContact {
-                ghl_id,
-                decisions: json!({"policy": deps.policy, "fields": merged.decisions}),
-                wrote,
-            }
-        }
+        None => create_contact(deps, &incoming, aloware_id.as_deref(), source, origin).await?,
+        Some(current_json) => update_contact(deps, &incoming, &current_json, origin).await?,
     };
-    sync_repo::save_mapping(
+    sync_store::save_mapping(
         &deps.pool,
         aloware_id.as_deref(),
         &synced.ghl_id,
@@ -172,6 +132,93 @@ async fn sync_contact(
     )
     .await?;
     Ok(Some(synced))
+}
+
+async fn create_contact(
+    deps: &SyncDeps,
+    incoming: &Contact,
+    aloware_id: Option<&str>,
+    source: &Value,
+    origin: uuid::Uuid,
+) -> Result<SyncedContact, SyncError> {
+    if incoming.phone.is_none() && incoming.email.is_none() {
+        return Err(SyncError::Invalid(
+            "Aloware contact has neither phone nor email".into(),
+        ));
+    }
+    let mut body = new_contact_body(incoming, aloware_id, source, &[]);
+    // Unsearched (policy aloware), the upsert may land on an existing contact, and
+    // upsert `tags` replace all of a contact's tags: tags go through the additive
+    // tags endpoint instead.
+    let unsearched_tags = match (deps.policy, body.as_object_mut()) {
+        (Policy::Aloware, Some(fields)) => fields.remove("tags"),
+        _ => None,
+    };
+    let (_, contact) = deps.ghl.upsert_contact(&marked(deps, origin, body)).await?;
+    let ghl_id = Contact::ghl_id(&contact)
+        .ok_or_else(|| SyncError::Invalid("GHL upsert returned no id".into()))?;
+    let mut written = Contact::from_ghl(&contact, &deps.default_country);
+    if let Some(tags) = unsearched_tags {
+        let tags: Vec<String> = serde_json::from_value(tags).unwrap_or_default();
+        written.tags.extend(tags.iter().map(|t| t.to_lowercase()));
+        sync_store::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&written)).await?;
+        deps.ghl.add_tags(&ghl_id, &tags).await?;
+    } else {
+        sync_store::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&written)).await?;
+    }
+    Ok(SyncedContact {
+        ghl_id,
+        decisions: json!({"created": true}),
+        wrote: true,
+    })
+}
+
+async fn update_contact(
+    deps: &SyncDeps,
+    incoming: &Contact,
+    current_json: &Value,
+    origin: uuid::Uuid,
+) -> Result<SyncedContact, SyncError> {
+    let ghl_id = Contact::ghl_id(current_json)
+        .ok_or_else(|| SyncError::Invalid("GHL contact without id".into()))?;
+    let current = Contact::from_ghl(current_json, &deps.default_country);
+    let merged = merge(incoming, Side::Aloware, &current, deps.policy);
+    let mut diff: Map<String, Value> = changed(&ghl_fields(&current), &ghl_fields(&merged.contact))
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let mut missing_tags: Vec<String> = Vec::new();
+    if merged.contact.dnc == Some(true) && current.dnc != Some(true) {
+        diff.insert("dndSettings".into(), dnd_with_call_active(current_json));
+    }
+    if merged.contact.dnc == Some(true) && !has_tag(&current, "dnc") {
+        missing_tags.push("DNC".into());
+    }
+    let wrote = !diff.is_empty() || !missing_tags.is_empty();
+    if wrote {
+        // The state GHL will report once written: recorded first, so the echo webhook
+        // is recognised however soon it arrives.
+        let mut resulting = merged.contact.clone();
+        resulting.tags = current.tags.clone();
+        resulting
+            .tags
+            .extend(missing_tags.iter().map(|t| t.to_lowercase()));
+        sync_store::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&resulting))
+            .await?;
+    }
+    if !diff.is_empty() {
+        deps.ghl
+            .update_contact(&ghl_id, &marked(deps, origin, Value::Object(diff)))
+            .await?;
+    }
+    if !missing_tags.is_empty() {
+        deps.ghl.add_tags(&ghl_id, &missing_tags).await?;
+    }
+    Ok(SyncedContact {
+        ghl_id,
+        decisions: json!({"policy": deps.policy, "fields": merged.decisions}),
+        wrote,
+    })
 }
 
 pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncError> {
@@ -192,8 +239,9 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
     }
 }
 
-/// The GHL contact a call belongs to: mapping, else duplicate search, else one upsert
-/// that also carries the call tags. Returns the id and whether the tags were written.
+/// The GHL contact a call belongs to: mapping (by Aloware id, then by phone), else
+/// duplicate search, else one upsert that also carries the call tags. Returns the id
+/// and whether the call tags were written with it.
 async fn call_contact(
     deps: &SyncDeps,
     body: &Value,
@@ -203,14 +251,6 @@ async fn call_contact(
     let contact = body.get("contact").filter(|c| c.is_object());
     let aloware_id =
         id_str(body.get("contact_id")).or_else(|| contact.and_then(|c| id_str(c.get("id"))));
-    if let Some(id) = &aloware_id {
-        if let Some(ghl_id) = sync_repo::mapping_by_aloware(&deps.pool, id)
-            .await?
-            .and_then(|m| m.ghl_contact_id)
-        {
-            return Ok((ghl_id, false));
-        }
-    }
     let mut incoming = contact
         .map(|c| Contact::from_aloware(c, &deps.default_country))
         .unwrap_or_default();
@@ -218,8 +258,15 @@ async fn call_contact(
         incoming.phone =
             text(body.get("lead_number")).and_then(|p| to_e164(p, &deps.default_country));
     }
+    if let Some(id) = &aloware_id {
+        if let Some(ghl_id) = sync_store::mapping_by_aloware(&deps.pool, id)
+            .await?
+            .and_then(|m| m.ghl_contact_id)
+        {
+            return Ok((ghl_id, false));
+        }
+    }
     if incoming.phone.is_none() && incoming.email.is_none() {
-        // Only the summary event lacks both; its call's note normally exists already.
         return Err(SyncError::Invalid(
             "cannot find the call's contact: no mapping, phone or email".into(),
         ));
@@ -245,7 +292,7 @@ async fn call_contact(
             (id, true)
         }
     };
-    sync_repo::save_mapping(
+    sync_store::save_mapping(
         &deps.pool,
         aloware_id.as_deref(),
         &ghl_id,
@@ -269,50 +316,200 @@ pub async fn call_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Sy
             "call initiated: nothing to record before its disposition".into(),
         ));
     }
-    let existing = sync_repo::call_note(&deps.pool, &call_id).await?;
-    let before = existing.as_ref().map(|n| n.facts.clone());
-    let mut facts = before.clone().unwrap_or_else(|| CallFacts {
-        call_id: call_id.clone(),
-        ..Default::default()
-    });
+    let existing = sync_store::call_note(&deps.pool, &call_id).await?;
+    match existing.filter(|n| n.written().is_some()) {
+        Some(note) => update_call_note(deps, event, body, &call_id, note).await,
+        None if kind == CallEventKind::Disposition => {
+            create_call_note(deps, event, body, &call_id).await
+        }
+        None => Err(SyncError::Waiting(
+            "the call's disposition has not been applied yet".into(),
+        )),
+    }
+}
+
+/// The call's note exists: rewrite it when this event adds to it, then add the call
+/// tags still missing and mirror DNC.
+async fn update_call_note(
+    deps: &SyncDeps,
+    event: &EventRow,
+    body: &Value,
+    call_id: &str,
+    note: CallNote,
+) -> Result<Outcome, SyncError> {
+    let (ghl_id, note_id) = note
+        .written()
+        .map(|(c, n)| (c.to_string(), n.to_string()))
+        .expect("a written note");
+    let mut facts = note.facts.clone();
     facts.absorb(&event.event_type, body);
-    if before.as_ref() == Some(&facts) {
+    let rewrote = facts != note.facts;
+    if rewrote {
+        deps.ghl
+            .update_note(&ghl_id, &note_id, &facts.note_body())
+            .await?;
+        sync_store::save_note_written(&deps.pool, call_id, &ghl_id, &note_id, &facts).await?;
+    }
+    let tags_added = add_missing_tags(deps, call_id, &ghl_id, &facts, &note.tags_written).await?;
+    let dnc = mirror_dnc(deps, body, &ghl_id).await?;
+    if !rewrote && tags_added.is_empty() && !dnc {
         return Ok(Outcome::Skipped(
             "no change: the call note already says this".into(),
         ));
     }
-    let (ghl_id, note_id, tags_written) = match existing {
-        Some(note) => {
-            deps.ghl
-                .update_note(&note.ghl_contact_id, &note.ghl_note_id, &facts.note_body())
-                .await?;
-            (note.ghl_contact_id, note.ghl_note_id, false)
-        }
-        None => {
-            let (ghl_id, tagged) = call_contact(deps, body, &facts, event.id).await?;
-            let note_id = deps.ghl.create_note(&ghl_id, &facts.note_body()).await?;
-            (ghl_id, note_id, tagged)
-        }
-    };
-    let old_tags = before.map(|f| f.tags()).unwrap_or_default();
-    let new_tags: Vec<String> = facts
-        .tags()
-        .into_iter()
-        .filter(|t| !old_tags.contains(t))
-        .collect();
-    if !tags_written && !new_tags.is_empty() {
-        deps.ghl.add_tags(&ghl_id, &new_tags).await?;
-    }
-    let note = CallNote {
-        ghl_contact_id: ghl_id.clone(),
-        ghl_note_id: note_id.clone(),
-        facts,
-    };
-    sync_repo::save_call_note(&deps.pool, &call_id, &note).await?;
     Ok(Outcome::Done {
         direction: DIRECTION,
-        source_id: Some(call_id),
+        source_id: Some(call_id.to_string()),
         target_id: Some(ghl_id),
-        decisions: json!({"note_id": note_id, "tags_added": new_tags}),
+        decisions: json!({"note_id": note_id, "note_rewritten": rewrote, "tags_added": tags_added, "dnc_applied": dnc}),
     })
+}
+
+/// No note yet: take the call's note intent, find the contact, create the note (or
+/// adopt the one an earlier attempt created), then tags and DNC.
+async fn create_call_note(
+    deps: &SyncDeps,
+    event: &EventRow,
+    body: &Value,
+    call_id: &str,
+) -> Result<Outcome, SyncError> {
+    let (resumed, note) =
+        match sync_store::take_note_intent(&deps.pool, call_id, event.id, NOTE_INTENT_LEASE).await?
+        {
+            NoteIntent::Written(note) => {
+                return update_call_note(deps, event, body, call_id, note).await
+            }
+            NoteIntent::Held => {
+                return Err(SyncError::Waiting(
+                    "another event is writing this call's note".into(),
+                ))
+            }
+            NoteIntent::Mine { resumed, note } => (resumed, note),
+        };
+    let mut facts = if note.facts.call_id.is_empty() {
+        CallFacts {
+            call_id: call_id.to_string(),
+            ..Default::default()
+        }
+    } else {
+        note.facts.clone()
+    };
+    facts.absorb(&event.event_type, body);
+    let mut tags_written = note.tags_written.clone();
+    let ghl_id = match note.ghl_contact_id.clone() {
+        Some(id) => id,
+        None => {
+            let (id, tagged) = call_contact(deps, body, &facts, event.id).await?;
+            sync_store::save_note_contact(&deps.pool, call_id, &id).await?;
+            if tagged {
+                tags_written = facts.tags();
+                sync_store::save_note_tags(&deps.pool, call_id, &tags_written).await?;
+            }
+            id
+        }
+    };
+    // An earlier attempt may have created the note and died before recording its id.
+    let adopted = if resumed || event.attempts > 1 {
+        find_call_note(deps, &ghl_id, call_id).await?
+    } else {
+        None
+    };
+    let note_id = match &adopted {
+        Some(id) => {
+            deps.ghl
+                .update_note(&ghl_id, id, &facts.note_body())
+                .await?;
+            id.clone()
+        }
+        None => deps.ghl.create_note(&ghl_id, &facts.note_body()).await?,
+    };
+    sync_store::save_note_written(&deps.pool, call_id, &ghl_id, &note_id, &facts).await?;
+    let tags_added = add_missing_tags(deps, call_id, &ghl_id, &facts, &tags_written).await?;
+    let dnc = mirror_dnc(deps, body, &ghl_id).await?;
+    Ok(Outcome::Done {
+        direction: DIRECTION,
+        source_id: Some(call_id.to_string()),
+        target_id: Some(ghl_id),
+        decisions: json!({"note_id": note_id, "note_adopted": adopted.is_some(),
+            "tags_added": tags_added, "dnc_applied": dnc}),
+    })
+}
+
+/// The id of the call's note on the contact, when one exists.
+async fn find_call_note(
+    deps: &SyncDeps,
+    ghl_id: &str,
+    call_id: &str,
+) -> Result<Option<String>, SyncError> {
+    let notes = deps.ghl.list_notes(ghl_id).await?;
+    Ok(notes
+        .iter()
+        .find(|n| {
+            n.get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| call::is_note_of(b, call_id))
+        })
+        .and_then(|n| id_str(n.get("id"))))
+}
+
+/// Add the call tags the contact does not have yet (tag adds are additive and
+/// idempotent in GHL); returns what was added.
+async fn add_missing_tags(
+    deps: &SyncDeps,
+    call_id: &str,
+    ghl_id: &str,
+    facts: &CallFacts,
+    written: &[String],
+) -> Result<Vec<String>, SyncError> {
+    let missing: Vec<String> = facts
+        .tags()
+        .into_iter()
+        .filter(|t| !written.iter().any(|w| w.eq_ignore_ascii_case(t)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    deps.ghl.add_tags(ghl_id, &missing).await?;
+    let mut all = written.to_vec();
+    all.extend(missing.iter().cloned());
+    sync_store::save_note_tags(&deps.pool, call_id, &all).await?;
+    Ok(missing)
+}
+
+/// A call for a contact marked do-not-call in Aloware (SPEC §6): GHL DND (Call) on and
+/// the `DNC` tag, read-modify-write of the whole `dndSettings`. Returns whether it wrote.
+async fn mirror_dnc(deps: &SyncDeps, body: &Value, ghl_id: &str) -> Result<bool, SyncError> {
+    if !call::says_dnc(body) {
+        return Ok(false);
+    }
+    let Some(current_json) = deps.ghl.get_contact(ghl_id).await? else {
+        return Ok(false);
+    };
+    let current = Contact::from_ghl(&current_json, &deps.default_country);
+    let dnd_on = current_json
+        .pointer("/dndSettings/Call/status")
+        .and_then(Value::as_str)
+        == Some("active");
+    let tagged = has_tag(&current, "dnc");
+    if dnd_on && tagged {
+        return Ok(false);
+    }
+    let mut resulting = current.clone();
+    resulting.dnc = Some(true);
+    if !tagged {
+        resulting.tags.push("dnc".into());
+    }
+    sync_store::record_fingerprint(&deps.pool, "ghl", ghl_id, &fingerprint(&resulting)).await?;
+    if !dnd_on {
+        deps.ghl
+            .update_contact(
+                ghl_id,
+                &json!({"dndSettings": dnd_with_call_active(&current_json)}),
+            )
+            .await?;
+    }
+    if !tagged {
+        deps.ghl.add_tags(ghl_id, &["DNC".to_string()]).await?;
+    }
+    Ok(true)
 }

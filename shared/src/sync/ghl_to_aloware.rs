@@ -4,7 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{marked, Outcome, SyncDeps, SyncError};
-use crate::adapters::sync_repo::{self, EventRow};
+use crate::adapters::event_store::EventRow;
+use crate::adapters::sync_store;
 use crate::domain::contact::{
     aloware_fields, changed, fingerprint, ghl_fields, merge, Contact, Side,
 };
@@ -26,7 +27,7 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         .clone()
         .ok_or_else(|| SyncError::Invalid("GHL contact event without id".into()))?;
     if event.event_type == "ContactDelete" {
-        let removed = sync_repo::delete_mapping_by_ghl(&deps.pool, &ghl_id).await?;
+        let removed = sync_store::delete_mapping_by_ghl(&deps.pool, &ghl_id).await?;
         return Ok(Outcome::Done {
             direction: DIRECTION,
             source_id: Some(ghl_id),
@@ -42,15 +43,11 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
             None => return Ok(Outcome::Skipped("contact no longer exists in GHL".into())),
         }
     };
-    if let Some(origin) = crate::domain::origin::find(&contact_json) {
-        if sync_repo::processed_recently(&deps.pool, origin, deps.echo_window_seconds).await? {
-            return Ok(Outcome::Skipped(
-                "echo: carries the origin marker of a middleware write".into(),
-            ));
-        }
-    }
+    // An origin marker says a middleware write touched the contact; only the values
+    // decide whether this event is that write's echo (a person may have edited since).
+    let origin_marker = crate::domain::origin::find(&contact_json).is_some();
     let incoming = Contact::from_ghl(&contact_json, &deps.default_country);
-    if sync_repo::is_echo(
+    if sync_store::is_echo(
         &deps.pool,
         "ghl",
         &ghl_id,
@@ -84,6 +81,16 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         form.insert("phone_number".into(), Value::from(phone.clone()));
         // The merge already decided each field: overwrite what it chose to change.
         form.insert("force_update".into(), Value::from(current.is_some()));
+        // Recorded before the write, so an early echo is recognised; Aloware contacts
+        // carry no tags.
+        let resulting = Contact {
+            tags: Vec::new(),
+            ..merged.contact.clone()
+        };
+        if let Some(id) = &aloware_id {
+            sync_store::record_fingerprint(&deps.pool, "aloware", id, &fingerprint(&resulting))
+                .await?;
+        }
         deps.aloware.upsert_form(form).await?;
         if aloware_id.is_none() {
             aloware_id = deps
@@ -91,10 +98,10 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
                 .lookup_phone(&phone)
                 .await?
                 .and_then(|c| id_str(c.get("id")));
-        }
-        if let Some(id) = &aloware_id {
-            sync_repo::record_fingerprint(&deps.pool, "aloware", id, &fingerprint(&merged.contact))
-                .await?;
+            if let Some(id) = &aloware_id {
+                sync_store::record_fingerprint(&deps.pool, "aloware", id, &fingerprint(&resulting))
+                    .await?;
+            }
         }
     }
     // Write-back: fields the merge took from Aloware into GHL's copy.
@@ -104,16 +111,20 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
             .map(|(k, v)| (k.to_string(), v))
             .collect();
     if !write_back.is_empty() {
+        let resulting = Contact {
+            tags: incoming.tags.clone(),
+            ..merged.contact.clone()
+        };
+        sync_store::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&resulting))
+            .await?;
         deps.ghl
             .update_contact(
                 &ghl_id,
                 &marked(deps, event.id, Value::Object(write_back.clone())),
             )
             .await?;
-        sync_repo::record_fingerprint(&deps.pool, "ghl", &ghl_id, &fingerprint(&merged.contact))
-            .await?;
     }
-    sync_repo::save_mapping(
+    sync_store::save_mapping(
         &deps.pool,
         aloware_id.as_deref(),
         &ghl_id,
@@ -127,6 +138,6 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         source_id: Some(ghl_id),
         target_id: aloware_id,
         decisions: json!({"policy": deps.policy, "fields": merged.decisions, "written": wrote_aloware,
-            "ghl_write_back": write_back.keys().collect::<Vec<_>>()}),
+            "ghl_write_back": write_back.keys().collect::<Vec<_>>(), "origin_marker": origin_marker}),
     })
 }

@@ -3,13 +3,21 @@ pub mod aloware_to_ghl;
 pub mod ghl_to_aloware;
 pub mod tag_lists;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use deadpool_postgres::Pool;
 use serde_json::Value;
 
-use crate::adapters::sync_repo::{EventRow, RepoError};
+use crate::adapters::db::DbError;
+use crate::adapters::event_store::EventRow;
+use crate::adapters::rate_budget::RateBudget;
 use crate::domain::contact::Policy;
-use crate::providers::aloware::AlowareClient;
-use crate::providers::ghl::GhlClient;
+use crate::domain::retry::FailureClass;
+use crate::lambda::{ConfigError, Settings};
+use crate::pipeline::Router;
+use crate::providers::aloware_api::AlowareClient;
+use crate::providers::ghl_api::{GhlApiConfig, GhlClient};
 use crate::providers::ProviderError;
 
 /// Everything a router needs, built once per cold start.
@@ -22,9 +30,73 @@ pub struct SyncDeps {
     pub default_country: String,
     pub echo_window_seconds: i64,
     /// `ALOWARE_LIST_MAP`: GHL tag (lower-case) → Aloware list id; `call_list_mappings` adds to it.
-    pub list_map: std::collections::BTreeMap<String, String>,
+    pub list_map: BTreeMap<String, String>,
     /// `WRITE_ORIGIN_MARKERS`: tag GHL writes with the event id (detection is always on).
     pub write_origin_markers: bool,
+}
+
+impl SyncDeps {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let pool = s.pool()?;
+        let per_10s = s.parse_or("GHL_RATE_LIMIT_PER_10S", 90u32)?;
+        let budget = RateBudget::new(pool.clone(), per_10s, 100, Duration::from_secs(10));
+        let http = crate::providers::http_client();
+        let ghl = GhlClient::new(
+            http.clone(),
+            GhlApiConfig {
+                base_url: s
+                    .get_or("GHL_BASE_URL", "https://services.leadconnectorhq.com")
+                    .to_string(),
+                token: s.require("GHL_API_KEY")?.to_string(),
+                location_id: s.require("GHL_LOCATION_ID")?.to_string(),
+            },
+            budget,
+        );
+        let aloware = AlowareClient::new(
+            http,
+            s.get_or("ALOWARE_BASE_URL", "https://app.aloware.com"),
+            s.require("ALOWARE_API_TOKEN")?,
+        );
+        let policy: Policy = s
+            .get_or("CONTACT_SOURCE_OF_TRUTH", "merge")
+            .parse()
+            .map_err(|reason| ConfigError::Invalid {
+                name: "CONTACT_SOURCE_OF_TRUTH",
+                reason,
+            })?;
+        Ok(SyncDeps {
+            pool,
+            ghl,
+            aloware,
+            policy,
+            default_country: s.default_country(),
+            echo_window_seconds: s.parse_or("ECHO_WINDOW_SECONDS", 600i64)?,
+            list_map: parse_list_map(s.get_or("ALOWARE_LIST_MAP", "{}"))?,
+            write_origin_markers: s.parse_or("WRITE_ORIGIN_MARKERS", false)?,
+        })
+    }
+}
+
+/// `ALOWARE_LIST_MAP`: a JSON object of GHL tag → Aloware list id (string or number).
+fn parse_list_map(json: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "ALOWARE_LIST_MAP",
+        reason,
+    };
+    let value: Value = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid("must be a JSON object".into()))?;
+    object
+        .iter()
+        .map(|(tag, list)| {
+            crate::domain::json::id_str(Some(list))
+                .map(|l| (tag.trim().to_lowercase(), l))
+                .ok_or_else(|| {
+                    invalid(format!("list id of tag {tag:?} must be a string or number"))
+                })
+        })
+        .collect()
 }
 
 /// How a sync ended, when it did not fail.
@@ -36,7 +108,10 @@ pub enum Outcome {
         target_id: Option<String>,
         decisions: Value,
     },
+    /// Nothing to do (an echo, no change, no rule).
     Skipped(String),
+    /// Not applied: a newer event of the same entity already was (high-water mark).
+    Stale(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,27 +119,48 @@ pub enum SyncError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
-    Store(#[from] RepoError),
+    Store(#[from] DbError),
     #[error("invalid event: {0}")]
     Invalid(String),
+    /// Not yet possible (a related event has not been applied yet): retry later, after
+    /// the events queued behind this one (it steps aside; the relay re-queues it).
+    #[error("waiting: {0}")]
+    Waiting(String),
+    /// The attempt ran out of the function's time.
+    #[error("did not finish before the function's deadline")]
+    Deadline,
 }
 
 impl SyncError {
-    pub fn retryable(&self) -> bool {
+    pub fn class(&self) -> FailureClass {
         match self {
-            SyncError::Provider(e) => e.retryable,
-            SyncError::Store(_) => true,
-            SyncError::Invalid(_) => false,
+            SyncError::Provider(e) => e.class(),
+            SyncError::Store(e) if e.retryable() => FailureClass::Retryable { at_least: None },
+            SyncError::Store(_) | SyncError::Invalid(_) => FailureClass::Final,
+            SyncError::Waiting(_) | SyncError::Deadline => {
+                FailureClass::Retryable { at_least: None }
+            }
         }
+    }
+
+    /// Whether the event should let the events behind it in its FIFO group go first.
+    pub fn steps_aside(&self) -> bool {
+        matches!(self, SyncError::Waiting(_))
+    }
+}
+
+/// `process-webhook-events`'s router: GHL and Aloware events.
+pub struct WebhookRouter {
+    pub deps: SyncDeps,
+}
+
+impl Router for WebhookRouter {
+    async fn route(&self, event: &EventRow) -> Result<Outcome, SyncError> {
+        route(&self.deps, event).await
     }
 }
 
 pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncError> {
-    if is_marked_echo(deps, event).await? {
-        return Ok(Outcome::Skipped(
-            "echo: carries the origin marker of a middleware write".into(),
-        ));
-    }
     match (event.source.as_str(), event.entity_type.as_str()) {
         ("aloware", "contact") => aloware_to_ghl::contact_event(deps, event).await,
         ("aloware", "call" | "recording" | "transcription") => {
@@ -75,21 +171,6 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
         (source, entity) => Ok(Outcome::Skipped(format!(
             "no sync rule for {source} {entity} events"
         ))),
-    }
-}
-
-/// A contact webhook carrying the origin marker of an event processed within the echo
-/// window is that event's echo. Older markers are stale: the change is a person's.
-async fn is_marked_echo(deps: &SyncDeps, event: &EventRow) -> Result<bool, SyncError> {
-    let body = event.payload.get("body").unwrap_or(&event.payload);
-    match crate::domain::origin::find(body) {
-        Some(origin) if origin != event.id => Ok(crate::adapters::sync_repo::processed_recently(
-            &deps.pool,
-            origin,
-            deps.echo_window_seconds,
-        )
-        .await?),
-        _ => Ok(false),
     }
 }
 

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use super::{Outcome, SyncDeps, SyncError};
-use crate::adapters::sync_repo::{self, EventRow};
+use crate::adapters::event_store::EventRow;
+use crate::adapters::sync_store;
 use crate::domain::contact::{ghl_tags, Contact};
 use crate::domain::json::id_str;
 
@@ -19,11 +20,11 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
         .clone()
         .ok_or_else(|| SyncError::Invalid("tag event without contact id".into()))?;
     let now: BTreeSet<String> = ghl_tags(event.payload.get("tags")).into_iter().collect();
-    let before: BTreeSet<String> = sync_repo::tag_snapshot(&deps.pool, &ghl_id)
+    let before: BTreeSet<String> = sync_store::tag_snapshot(&deps.pool, &ghl_id)
         .await?
         .into_iter()
         .collect();
-    let lists = sync_repo::call_list_map(&deps.pool, &deps.list_map).await?;
+    let lists = sync_store::call_list_map(&deps.pool, &deps.list_map).await?;
     let list_of = |tags: &BTreeSet<String>| -> BTreeMap<String, String> {
         tags.iter()
             .filter_map(|t| lists.get(t).map(|l| (t.clone(), l.clone())))
@@ -36,7 +37,7 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
         .filter(|t| !lists.contains_key(*t))
         .collect();
     if added.is_empty() && removed.is_empty() {
-        sync_repo::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
+        sync_store::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
         return Ok(Outcome::Skipped(format!(
             "no mapped tag changed (unmapped changes: {})",
             unmapped.len()
@@ -62,7 +63,7 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
         f
     };
     if !removed.is_empty() {
-        let aloware_id = match sync_repo::mapping_by_ghl(&deps.pool, &ghl_id)
+        let aloware_id = match sync_store::mapping_by_ghl(&deps.pool, &ghl_id)
             .await?
             .and_then(|m| m.aloware_contact_id)
         {
@@ -87,7 +88,7 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
             .upsert_form(form(added.values().collect()))
             .await?;
     }
-    sync_repo::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
+    sync_store::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
     Ok(Outcome::Done {
         direction: DIRECTION,
         source_id: Some(ghl_id),

@@ -1,13 +1,19 @@
 //! Test support: a fresh migrated database per test, real FIFO queues in the SQS
-//! emulator, and request builders. `scripts/test` provides Postgres and the emulator.
+//! emulator with the template's settings (visibility timeout, DLQ and redrive policy),
+//! a TCP proxy that can cut Postgres off, and request builders. `scripts/test` provides
+//! Postgres and the emulator.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use df_shared::adapters::{migrations, queue};
+use df_shared::domain::EventKind;
 use df_shared::ingest::Ingest;
 use df_shared::lambda::Settings;
+use df_shared::pipeline::deployment::{MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_TIMEOUT};
 use lambda_http::{Body, Request};
 use uuid::Uuid;
 
@@ -65,17 +71,62 @@ pub async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&queue::aws_config().await)
 }
 
-/// A new FIFO queue in the emulator; returns its URL.
-pub async fn fresh_queue() -> String {
-    let out = sqs()
-        .await
+/// A FIFO queue as the template declares it, with its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub url: String,
+    pub dlq: String,
+}
+
+/// A new FIFO queue and DLQ in the emulator, with the template's visibility timeout
+/// and redrive policy (`pipeline::deployment`, checked against template.yaml).
+pub async fn fresh_queues() -> Queues {
+    let client = sqs().await;
+    let name = Uuid::new_v4().simple().to_string();
+    let dlq = client
         .create_queue()
-        .queue_name(format!("t-{}.fifo", Uuid::new_v4().simple()))
+        .queue_name(format!("t-{name}-dlq.fifo"))
         .attributes(QueueAttributeName::FifoQueue, "true")
         .send()
         .await
-        .expect("create queue in the emulator");
-    out.queue_url().unwrap().to_string()
+        .expect("create the DLQ in the emulator")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let url = client
+        .create_queue()
+        .queue_name(format!("t-{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            QUEUE_VISIBILITY_TIMEOUT.as_secs().to_string(),
+        )
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string()})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("create the queue in the emulator")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    Queues { url, dlq }
+}
+
+pub async fn fresh_queue() -> String {
+    fresh_queues().await.url
 }
 
 /// Every message on a queue (receives until empty; makes them invisible).
@@ -99,6 +150,15 @@ pub async fn drain(queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     }
 }
 
+/// Visible plus in-flight messages.
+pub async fn depth(queue_url: &str) -> i64 {
+    let (visible, in_flight) = queue::EventQueue::new(&queue::aws_config().await, queue_url)
+        .depth()
+        .await
+        .expect("queue depth");
+    visible + in_flight
+}
+
 pub fn settings(database_url: &str, queue_url: &str) -> Settings {
     Settings::from_pairs([
         ("DATABASE_URL", database_url),
@@ -108,7 +168,8 @@ pub fn settings(database_url: &str, queue_url: &str) -> Settings {
         ("ALOWARE_WEBHOOK_BASIC_PASS", ALOWARE_PASS),
         ("GHL_WORKFLOW_WEBHOOK_SECRET", WORKFLOW_SECRET),
         ("TEXTING_WEBHOOK_SECRET", TEXTING_SECRET),
-        ("DB_POOL_SIZE", "16"),
+        // Tests run many stacks at once against one server (max_connections 100).
+        ("DB_POOL_SIZE", "8"),
     ])
 }
 
@@ -116,25 +177,30 @@ pub fn settings(database_url: &str, queue_url: &str) -> Settings {
 pub struct Stack {
     pub database_url: String,
     pub queue_url: String,
+    pub dlq_url: Option<String>,
     pub settings: Settings,
     pub ingest: Ingest,
 }
 
 impl Stack {
     pub async fn new() -> Stack {
-        Self::with(&fresh_database().await, &fresh_queue().await).await
+        let queues = fresh_queues().await;
+        let mut stack = Self::with(&fresh_database().await, &queues.url).await;
+        stack.dlq_url = Some(queues.dlq);
+        stack
     }
 
     pub async fn with(database_url: &str, queue_url: &str) -> Stack {
         require_emulator();
         let settings = settings(database_url, queue_url);
         let ingest = settings
-            .ingest("WEBHOOK_EVENTS_QUEUE_URL")
+            .ingest(EventKind::Webhook)
             .await
             .expect("ingest context");
         Stack {
             database_url: database_url.into(),
             queue_url: queue_url.into(),
+            dlq_url: None,
             settings,
             ingest,
         }
@@ -186,10 +252,85 @@ pub async fn json_of(resp: lambda_http::Response<Body>) -> (u16, serde_json::Val
     (status, value)
 }
 
-/// `shared/reference` of the steering repository, when this checkout has it beside it.
+/// `../shared/reference` beside this checkout. Absent (a clone of the project alone)
+/// the tests that read it skip with a message — except under `CI=true`, where its
+/// absence is a failure: CI has it, and a vacuous pass would hide a regression.
 pub fn reference_dir() -> Option<PathBuf> {
     let dir = std::env::var("DF_REFERENCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("../shared/reference"));
-    dir.is_dir().then_some(dir)
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "{} is missing under CI=true: the provider reference data is required",
+            dir.display()
+        );
+    }
+    None
+}
+
+/// A TCP proxy in front of Postgres that can be cut: every connection through it is
+/// dropped and new ones are refused until it is restored. A real outage, as the
+/// functions see one (connection resets, then refusals), without stopping the server
+/// other tests use.
+pub struct PgProxy {
+    pub url: String,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl PgProxy {
+    pub async fn start(target_url: &str) -> PgProxy {
+        let config: tokio_postgres::Config = target_url.parse().expect("database URL");
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_string(),
+        };
+        let target = format!("{host}:{port}");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (up2, conns2) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        let db = config.get_dbname().unwrap_or("postgres");
+        let user = config.get_user().unwrap_or("postgres");
+        PgProxy {
+            url: format!("postgres://{user}@{addr}/{db}"),
+            up,
+            connections,
+        }
+    }
+
+    /// The database goes away: open connections break, new ones are refused.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }

@@ -1,29 +1,31 @@
 //! `POST /api/webhooks/aloware`: Basic (or Bearer) auth, event filter, test pings.
+//! Aloware never retries, so an authenticated body that does not classify is stored
+//! anyway, as entity `unknown` and quarantined for an operator (SPEC §4.9).
 use std::convert::Infallible;
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::json;
 
 use super::{parse_json, raw_body, Ingest, Rejection};
-use crate::adapters::events_repo::insert_webhook_event;
-use crate::adapters::queue::EventKind;
+use crate::adapters::event_store::NewEvent;
 use crate::auth::{basic_auth_matches, bearer_matches};
-use crate::domain::aloware::{classify, AlowareWebhook};
+use crate::domain::aloware_webhook::{classify, unclassifiable, AlowareWebhook};
 use crate::domain::event_filter::EventFilter;
 use crate::domain::Source;
 use crate::lambda::http::{header, json_response};
 use crate::lambda::{ConfigError, Settings};
 
-pub struct AlowareConfig {
+/// How Aloware webhooks prove themselves, and which events are kept.
+pub struct AlowareWebhookAuth {
     user: String,
     pass: String,
     bearer: Option<String>,
     filter: EventFilter,
 }
 
-impl AlowareConfig {
+impl AlowareWebhookAuth {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        Ok(AlowareConfig {
+        Ok(AlowareWebhookAuth {
             user: s.require("ALOWARE_WEBHOOK_BASIC_USER")?.to_string(),
             pass: s.require("ALOWARE_WEBHOOK_BASIC_PASS")?.to_string(),
             bearer: s.get("ALOWARE_WEBHOOK_BEARER_TOKEN").map(str::to_string),
@@ -41,23 +43,28 @@ impl AlowareConfig {
     }
 }
 
-pub async fn handle(ingest: &Ingest, cfg: &AlowareConfig, req: Request) -> Response<Body> {
-    accept(ingest, cfg, &req)
+/// Aloware does not retry: a store failure is answered 503 (it is lost either way, but
+/// the answer is honest and logged).
+pub const STORE_FAILURE_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+pub async fn handle(ingest: &Ingest, auth: &AlowareWebhookAuth, req: Request) -> Response<Body> {
+    accept(ingest, auth, &req)
         .await
         .unwrap_or_else(Rejection::into_response)
 }
 
 async fn accept(
     ingest: &Ingest,
-    cfg: &AlowareConfig,
+    auth: &AlowareWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
     let body = raw_body(req)?;
-    if !cfg.authorised(header(req, "authorization")) {
+    if !auth.authorised(header(req, "authorization")) {
         return Err(Rejection::unauthorized("missing or wrong credentials"));
     }
     let (payload, text) = parse_json(body)?;
-    let (classified, dedupe_key) = match classify(&payload, body, &ingest.default_country) {
+    let (classified, dedupe_key, problem) = match classify(&payload, body, &ingest.default_country)
+    {
         Ok(AlowareWebhook::TestPing) => {
             return Ok(json_response(
                 StatusCode::OK,
@@ -67,40 +74,41 @@ async fn accept(
         Ok(AlowareWebhook::Event {
             classified,
             dedupe_key,
-        }) => (classified, dedupe_key),
-        Err(err) => return Err(Rejection::invalid_payload(err)),
+        }) => (classified, dedupe_key, None),
+        Err(err) => {
+            let (classified, dedupe_key) = unclassifiable(&payload, body);
+            (
+                classified,
+                dedupe_key,
+                Some(format!("unclassifiable Aloware body: {err}")),
+            )
+        }
     };
-    if !cfg.filter.allows(&classified.event_type) {
+    if problem.is_none() && !auth.filter.allows(&classified.event_type) {
         tracing::info!(event_type = %classified.event_type, "aloware event not in ALOWARE_WEBHOOK_ALLOWED_EVENTS");
         return Ok(json_response(
             StatusCode::OK,
             &json!({"ignored": true, "reason": "event not allowed"}),
         ));
     }
-    let stored = insert_webhook_event(
-        &ingest.pool,
-        Source::Aloware,
-        &classified,
-        text,
-        &dedupe_key,
-    )
-    .await;
+    let new = NewEvent {
+        source: Source::Aloware,
+        classified: &classified,
+        payload_json: text,
+        dedupe: &dedupe_key,
+        texting: None,
+        quarantine: problem.as_deref(),
+    };
     Ok(ingest
-        .acknowledge(
-            stored,
-            Source::Aloware,
-            EventKind::Webhook,
-            &classified,
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
         .await)
 }
 
 /// `service_fn` adapter.
 pub async fn serve(
     ingest: &Ingest,
-    cfg: &AlowareConfig,
+    auth: &AlowareWebhookAuth,
     req: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(handle(ingest, cfg, req).await)
+    Ok(handle(ingest, auth, req).await)
 }

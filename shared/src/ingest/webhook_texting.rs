@@ -4,27 +4,29 @@ use std::convert::Infallible;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
 use super::{parse_json, raw_body, Ingest, Rejection};
-use crate::adapters::events_repo::insert_texting_event;
-use crate::adapters::queue::EventKind;
+use crate::adapters::event_store::NewEvent;
 use crate::auth::secret_eq;
-use crate::domain::texting::classify;
+use crate::domain::texting_webhook::classify;
 use crate::domain::Source;
 use crate::lambda::http::header;
 use crate::lambda::{ConfigError, Settings};
 
-pub struct TextingConfig {
+/// How texting-system webhooks prove themselves.
+pub struct TextingWebhookAuth {
     secret: String,
 }
 
-impl TextingConfig {
+pub const STORE_FAILURE_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+impl TextingWebhookAuth {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        Ok(TextingConfig {
+        Ok(TextingWebhookAuth {
             secret: s.require("TEXTING_WEBHOOK_SECRET")?.to_string(),
         })
     }
 }
 
-pub async fn handle(ingest: &Ingest, cfg: &TextingConfig, req: Request) -> Response<Body> {
+pub async fn handle(ingest: &Ingest, cfg: &TextingWebhookAuth, req: Request) -> Response<Body> {
     accept(ingest, cfg, &req)
         .await
         .unwrap_or_else(Rejection::into_response)
@@ -32,7 +34,7 @@ pub async fn handle(ingest: &Ingest, cfg: &TextingConfig, req: Request) -> Respo
 
 async fn accept(
     ingest: &Ingest,
-    cfg: &TextingConfig,
+    cfg: &TextingWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
     let body = raw_body(req)?;
@@ -43,23 +45,22 @@ async fn accept(
     let (payload, text) = parse_json(body)?;
     let webhook =
         classify(&payload, body, &ingest.default_country).map_err(Rejection::invalid_payload)?;
-    let c = &webhook.classified;
-    let stored =
-        insert_texting_event(&ingest.pool, c, &webhook.message, text, &webhook.dedupe_key).await;
+    let new = NewEvent {
+        source: Source::Texting,
+        classified: &webhook.classified,
+        payload_json: text,
+        dedupe: &webhook.dedupe_key,
+        texting: Some(&webhook.message),
+        quarantine: None,
+    };
     Ok(ingest
-        .acknowledge(
-            stored,
-            Source::Texting,
-            EventKind::Texting,
-            c,
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
         .await)
 }
 
 pub async fn serve(
     ingest: &Ingest,
-    cfg: &TextingConfig,
+    cfg: &TextingWebhookAuth,
     req: Request,
 ) -> Result<Response<Body>, Infallible> {
     Ok(handle(ingest, cfg, req).await)

@@ -47,7 +47,7 @@ impl AlowareClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Aloware, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Aloware, op, e))?;
         let status = resp.status().as_u16();
         let is_json = resp
             .headers()
@@ -57,7 +57,7 @@ impl AlowareClient {
         let text = resp
             .text()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Aloware, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Aloware, op, e))?;
         if !is_json && (200..300).contains(&status) {
             return Err(ProviderError::unexpected_body(Provider::Aloware, op, &text));
         }

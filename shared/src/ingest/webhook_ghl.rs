@@ -1,25 +1,31 @@
 //! `POST /api/webhooks/ghl`: Ed25519 / RSA signatures with a replay window, or the
-//! workflow shared secret. A store failure answers 429: GHL's only retry trigger.
+//! workflow shared secret. A store failure answers 429: GHL's only retry trigger, and
+//! GHL resends the same signed body, so the replay window covers its retry horizon.
 use std::convert::Infallible;
 
 use chrono::Utc;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
 use super::{parse_json, raw_body, Ingest, Rejection};
-use crate::adapters::events_repo::insert_webhook_event;
-use crate::adapters::queue::EventKind;
+use crate::adapters::event_store::NewEvent;
 use crate::auth::{secret_eq, GhlKeys};
-use crate::domain::ghl::{classify, classify_workflow, is_fresh, timestamp};
+use crate::domain::ghl_webhook::{
+    classify, classify_workflow, is_fresh, timestamp, REPLAY_WINDOW_SECONDS,
+};
 use crate::domain::Source;
 use crate::lambda::http::header;
 use crate::lambda::{ConfigError, Settings};
 
-pub struct GhlConfig {
+/// How GHL webhooks prove themselves: GHL's signing keys and the workflow secret.
+pub struct GhlWebhookAuth {
     keys: GhlKeys,
     workflow_secret: Option<String>,
 }
 
-impl GhlConfig {
+/// GHL retries only a 429 (SPEC §3).
+pub const STORE_FAILURE_STATUS: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+
+impl GhlWebhookAuth {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         let published = crate::auth::ghl_signature::PUBLISHED_ED25519_PEM;
         let ed = s.get("GHL_WEBHOOK_ED25519_PUBLIC_KEY").unwrap_or(published);
@@ -30,14 +36,14 @@ impl GhlConfig {
             name: "GHL_WEBHOOK_ED25519_PUBLIC_KEY / GHL_WEBHOOK_RSA_PUBLIC_KEY",
             reason: e.to_string(),
         })?;
-        Ok(GhlConfig {
+        Ok(GhlWebhookAuth {
             keys,
             workflow_secret: s.get("GHL_WORKFLOW_WEBHOOK_SECRET").map(str::to_string),
         })
     }
 
     pub fn new(keys: GhlKeys, workflow_secret: Option<String>) -> Self {
-        GhlConfig {
+        GhlWebhookAuth {
             keys,
             workflow_secret,
         }
@@ -50,7 +56,11 @@ enum Authenticated {
     Workflow,
 }
 
-fn authenticate(cfg: &GhlConfig, req: &Request, body: &[u8]) -> Result<Authenticated, Rejection> {
+fn authenticate(
+    cfg: &GhlWebhookAuth,
+    req: &Request,
+    body: &[u8],
+) -> Result<Authenticated, Rejection> {
     let signed = cfg.keys.verify(
         header(req, "x-ghl-signature"),
         header(req, "x-wh-signature"),
@@ -76,18 +86,19 @@ fn authenticate(cfg: &GhlConfig, req: &Request, body: &[u8]) -> Result<Authentic
 }
 
 /// Replay protection for signed deliveries: a `timestamp`, when present, must be
-/// readable and inside the five-minute window.
+/// readable and inside the replay window.
 fn check_timestamp(payload: &serde_json::Value) -> Result<(), Rejection> {
     match timestamp(payload) {
-        Some(Some(ts)) if !is_fresh(ts, Utc::now()) => Err(Rejection::unauthorized(
-            "stale timestamp (replay window is 5 minutes)",
-        )),
+        Some(Some(ts)) if !is_fresh(ts, Utc::now()) => Err(Rejection::unauthorized(format!(
+            "stale timestamp (the replay window is {} hours)",
+            REPLAY_WINDOW_SECONDS / 3600
+        ))),
         Some(None) => Err(Rejection::unauthorized("unreadable timestamp")),
         _ => Ok(()),
     }
 }
 
-pub async fn handle(ingest: &Ingest, cfg: &GhlConfig, req: Request) -> Response<Body> {
+pub async fn handle(ingest: &Ingest, cfg: &GhlWebhookAuth, req: Request) -> Response<Body> {
     accept(ingest, cfg, &req)
         .await
         .unwrap_or_else(Rejection::into_response)
@@ -95,37 +106,37 @@ pub async fn handle(ingest: &Ingest, cfg: &GhlConfig, req: Request) -> Response<
 
 async fn accept(
     ingest: &Ingest,
-    cfg: &GhlConfig,
+    cfg: &GhlWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
     let body = raw_body(req)?;
     let auth = authenticate(cfg, req, body)?;
     let (payload, text) = parse_json(body)?;
+    let country = &ingest.default_country;
     let webhook = match auth {
         Authenticated::Signed => {
             check_timestamp(&payload)?;
-            classify(&payload, body)
+            classify(&payload, body, country)
         }
-        Authenticated::Workflow => classify_workflow(&payload, body),
+        Authenticated::Workflow => classify_workflow(&payload, body, country),
     }
     .map_err(Rejection::invalid_payload)?;
-    let c = &webhook.classified;
-    let stored =
-        insert_webhook_event(&ingest.pool, Source::Ghl, c, text, &webhook.dedupe_key).await;
+    let new = NewEvent {
+        source: Source::Ghl,
+        classified: &webhook.classified,
+        payload_json: text,
+        dedupe: &webhook.dedupe_key,
+        texting: None,
+        quarantine: None,
+    };
     Ok(ingest
-        .acknowledge(
-            stored,
-            Source::Ghl,
-            EventKind::Webhook,
-            c,
-            StatusCode::TOO_MANY_REQUESTS,
-        )
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
         .await)
 }
 
 pub async fn serve(
     ingest: &Ingest,
-    cfg: &GhlConfig,
+    cfg: &GhlWebhookAuth,
     req: Request,
 ) -> Result<Response<Body>, Infallible> {
     Ok(handle(ingest, cfg, req).await)

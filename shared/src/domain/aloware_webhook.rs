@@ -4,7 +4,8 @@
 //! body's `type` (1 call, 2 SMS) and status fields decide first; names are hints.
 use serde_json::{Map, Value};
 
-use super::dedupe;
+use super::dedupe::{self, DedupeKey};
+use super::event::PersonRef;
 use super::json::{first_id, id_str, int, text};
 use super::phone::to_e164;
 use super::{Classified, EntityType};
@@ -15,13 +16,15 @@ const DISPOSITION_APPOINTMENT: i64 = 11;
 const DISPOSITION_SMS_INVALID: i64 = 7;
 const STATUS_SMS_INVALID: i64 = 19;
 
+// One value per request, moved once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlowareWebhook {
     /// "Save and Test Webhook" sends `{"test_payload":true}`: answered, never stored.
     TestPing,
     Event {
         classified: Classified,
-        dedupe_key: String,
+        dedupe_key: DedupeKey,
     },
 }
 
@@ -52,7 +55,7 @@ pub fn classify(
     let entity_id = entity_id(entity_type, &body);
     let dedupe_key = dedupe_key(entity_type, &event, entity_id.as_deref(), &body, raw);
     let classified = Classified {
-        person_key: person_key(entity_type, &body, default_country),
+        person: person(entity_type, entity_id.as_deref(), &body, default_country),
         event_type: event,
         entity_type,
         entity_id,
@@ -62,6 +65,23 @@ pub fn classify(
         classified,
         dedupe_key,
     })
+}
+
+/// An authenticated body that does not classify is still stored (Aloware never retries),
+/// as entity `unknown` for an operator to look at (SPEC §4.9).
+pub fn unclassifiable(payload: &Value, raw: &[u8]) -> (Classified, DedupeKey) {
+    let event_type = text(payload.get("event"))
+        .or_else(|| text(payload.get("Event")))
+        .unwrap_or("unclassified")
+        .to_string();
+    let classified = Classified {
+        event_type,
+        entity_type: EntityType::Unknown,
+        entity_id: None,
+        person: PersonRef::default(),
+        location_id: None,
+    };
+    (classified, dedupe::aloware_body("unknown", None, raw))
 }
 
 /// Event name recorded when a native envelope carries a body but no `event`
@@ -201,7 +221,7 @@ fn dedupe_key(
     id: Option<&str>,
     body: &Value,
     raw: &[u8],
-) -> String {
+) -> DedupeKey {
     match (entity_type, id) {
         (EntityType::Call, Some(id)) => dedupe::aloware_call(id, &disposition_state(body)),
         (EntityType::Sms, Some(id)) => {
@@ -218,27 +238,42 @@ fn dedupe_key(
             let discriminator = transcription.unwrap_or_else(|| dedupe::body_hash(raw));
             dedupe::aloware_other("transcription", id, &format!("{event}:{discriminator}"))
         }
-        _ => dedupe::aloware_other(entity_type.as_str(), id, &dedupe::body_hash(raw)),
+        _ => dedupe::aloware_body(entity_type.as_str(), id, raw),
     }
 }
 
-/// Aloware contact id when known, else the lead's phone in E.164.
-fn person_key(entity_type: EntityType, body: &Value, default_country: &str) -> Option<String> {
+/// Who the event is about: the lead's phone, the Aloware contact, and for the events of
+/// one call (init, disposition, recording, summary) the call itself.
+fn person(
+    entity_type: EntityType,
+    entity_id: Option<&str>,
+    body: &Value,
+    default_country: &str,
+) -> PersonRef {
     let contact = body.get("contact");
-    let contact_id = match entity_type {
+    let aloware_contact_id = match entity_type {
         EntityType::Contact => first_id(body, &["id", "contact_id"]),
         _ => id_str(body.get("contact_id")).or_else(|| contact.and_then(|c| id_str(c.get("id")))),
     };
-    if let Some(id) = contact_id {
-        return Some(format!("aloware:{id}"));
-    }
-    [
+    let phone = [
         body.get("lead_number"),
         body.get("phone_number"),
         contact.and_then(|c| c.get("phone_number")),
     ]
     .into_iter()
-    .find_map(|v| text(v).and_then(|p| to_e164(p, default_country)))
+    .find_map(|v| text(v).and_then(|p| to_e164(p, default_country)));
+    let call_id = matches!(
+        entity_type,
+        EntityType::Call | EntityType::Recording | EntityType::Transcription
+    )
+    .then(|| entity_id.map(str::to_string))
+    .flatten();
+    PersonRef {
+        phone,
+        ghl_contact_id: None,
+        aloware_contact_id,
+        call_id,
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +281,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(v: Value) -> (Classified, String) {
+    fn event(v: Value) -> (Classified, DedupeKey) {
         let raw = serde_json::to_vec(&v).unwrap();
         match classify(&v, &raw, "US").unwrap() {
             AlowareWebhook::Event {
@@ -312,7 +347,8 @@ mod tests {
             "body": {"id": 54363660, "type": 1, "disposition_status2": 4, "contact_id": 6896898}}));
         assert_eq!(a, b);
         assert_eq!(ka, kb);
-        assert_eq!(a.person_key.as_deref(), Some("aloware:6896898"));
+        assert_eq!(a.person.aloware_contact_id.as_deref(), Some("6896898"));
+        assert_eq!(a.person.call_id.as_deref(), Some("54363660"));
     }
 
     #[test]
@@ -343,11 +379,12 @@ mod tests {
     }
 
     #[test]
-    fn person_key_falls_back_to_the_lead_phone() {
+    fn the_person_is_the_lead_phone_and_the_call() {
         let (c, _) = event(
             json!({"event": "InboundPhoneCall", "body": {"id": 9, "lead_number": "(202) 555-0177"}}),
         );
-        assert_eq!(c.person_key.as_deref(), Some("+12025550177"));
+        assert_eq!(c.person.phone.as_deref(), Some("+12025550177"));
+        assert_eq!(c.person.fallback_key().as_deref(), Some("+12025550177"));
     }
 
     #[test]
@@ -357,7 +394,9 @@ mod tests {
         );
         assert_eq!(c.entity_type, EntityType::Contact);
         assert_eq!(c.entity_id.as_deref(), Some("155"));
-        assert_eq!(c.person_key.as_deref(), Some("aloware:155"));
+        assert_eq!(c.person.aloware_contact_id.as_deref(), Some("155"));
+        assert_eq!(c.person.phone.as_deref(), Some("+12025550177"));
+        assert_eq!(c.person.call_id, None);
         let (c, _) = event(json!({"event": "contactupdated", "body": {"id": "155"}}));
         assert_eq!(c.entity_type, EntityType::Contact);
     }

@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::error::{Provider, ProviderError};
+use super::segment;
 use crate::adapters::rate_budget::RateBudget;
 
 const CONTACTS_VERSION: &str = "2021-07-28";
@@ -19,14 +20,15 @@ pub struct GhlClient {
     budget: RateBudget,
 }
 
-pub struct GhlConfig {
+/// Where and as whom the GHL API is called.
+pub struct GhlApiConfig {
     pub base_url: String,
     pub token: String,
     pub location_id: String,
 }
 
 impl GhlClient {
-    pub fn new(http: reqwest::Client, cfg: GhlConfig, budget: RateBudget) -> Self {
+    pub fn new(http: reqwest::Client, cfg: GhlApiConfig, budget: RateBudget) -> Self {
         GhlClient {
             http,
             base: cfg.base_url.trim_end_matches('/').to_string(),
@@ -57,7 +59,7 @@ impl GhlClient {
             provider: Provider::Ghl,
             operation: op,
             status: None,
-            message: e.to_string(),
+            message: format!("rate budget: {e}"),
             retryable: true,
             retry_after: None,
         })?;
@@ -74,7 +76,7 @@ impl GhlClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Ghl, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Ghl, op, e))?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -88,7 +90,7 @@ impl GhlClient {
         let text = resp
             .text()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Ghl, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Ghl, op, e))?;
         if status == 429 {
             let wait = interval.unwrap_or(Duration::from_secs(10));
             let _ = self.budget.penalise(&key, wait).await;
@@ -112,7 +114,7 @@ impl GhlClient {
             .call(
                 "get contact",
                 Method::GET,
-                &format!("/contacts/{id}"),
+                &format!("/contacts/{}", segment(id)),
                 &[],
                 None,
             )
@@ -153,7 +155,7 @@ impl GhlClient {
             .call(
                 "update contact",
                 Method::PUT,
-                &format!("/contacts/{id}"),
+                &format!("/contacts/{}", segment(id)),
                 &[],
                 Some(fields),
             )
@@ -165,7 +167,7 @@ impl GhlClient {
         self.call(
             "add tags",
             Method::POST,
-            &format!("/contacts/{id}/tags"),
+            &format!("/contacts/{}/tags", segment(id)),
             &[],
             Some(&json!({"tags": tags})),
         )
@@ -177,7 +179,7 @@ impl GhlClient {
         self.call(
             "remove tags",
             Method::DELETE,
-            &format!("/contacts/{id}/tags"),
+            &format!("/contacts/{}/tags", segment(id)),
             &[],
             Some(&json!({"tags": tags})),
         )
@@ -191,7 +193,7 @@ impl GhlClient {
             .call(
                 "create note",
                 Method::POST,
-                &format!("/contacts/{contact_id}/notes"),
+                &format!("/contacts/{}/notes", segment(contact_id)),
                 &[],
                 Some(&json!({"body": body})),
             )
@@ -204,13 +206,34 @@ impl GhlClient {
             })
     }
 
+    /// `GET /contacts/{id}/notes`: the contact's notes (`[{id, body, ...}]`).
+    pub async fn list_notes(&self, contact_id: &str) -> Result<Vec<Value>, ProviderError> {
+        let v = self
+            .call(
+                "list notes",
+                Method::GET,
+                &format!("/contacts/{}/notes", segment(contact_id)),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(v.get("notes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     pub async fn update_note(
         &self,
         contact_id: &str,
         note_id: &str,
         body: &str,
     ) -> Result<(), ProviderError> {
-        let path = format!("/contacts/{contact_id}/notes/{note_id}");
+        let path = format!(
+            "/contacts/{}/notes/{}",
+            segment(contact_id),
+            segment(note_id)
+        );
         self.call(
             "update note",
             Method::PUT,

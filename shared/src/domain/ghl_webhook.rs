@@ -5,12 +5,19 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::dedupe;
+use super::dedupe::{self, DedupeKey};
+use super::event::PersonRef;
 use super::json::{first_id, first_text, id_str, text};
+use super::phone::to_e164;
 use super::{Classified, EntityType};
 
-/// Deliveries older (or further in the future) than this are replays (docs: "e.g. 5 minutes").
-pub const MAX_TIMESTAMP_SKEW_SECONDS: i64 = 300;
+/// Replay window of a signed delivery's `timestamp` (SPEC §4.8). GHL retries a 429 up
+/// to 6 times about 10 minutes apart with the same signed body, so a 5-minute window
+/// would refuse GHL's own retries (and a 401 is final for GHL). Two hours covers the
+/// retry horizon (~70 min plus jitter); the `webhookId` dedupe makes a replay harmless.
+pub const REPLAY_WINDOW_SECONDS: i64 = 2 * 3600;
+/// How far in the future a timestamp may be (clock skew), not a retry horizon.
+pub const FUTURE_SKEW_SECONDS: i64 = 300;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GhlError {
@@ -25,7 +32,7 @@ pub enum GhlError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GhlWebhook {
     pub classified: Classified,
-    pub dedupe_key: String,
+    pub dedupe_key: DedupeKey,
 }
 
 /// Type names (or their prefixes) to entity types, most specific first.
@@ -62,7 +69,11 @@ const TYPE_PREFIXES: &[(&str, EntityType)] = &[
 ];
 
 /// Classify a signed marketplace webhook.
-pub fn classify(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlError> {
+pub fn classify(
+    payload: &Value,
+    raw: &[u8],
+    default_country: &str,
+) -> Result<GhlWebhook, GhlError> {
     if !payload.is_object() {
         return Err(GhlError::NotAnObject);
     }
@@ -84,7 +95,7 @@ pub fn classify(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlError> {
     let webhook_id = text(payload.get("webhookId"));
     let dedupe_key = dedupe::ghl(webhook_id, &event_type, entity_id.as_deref(), raw);
     let classified = Classified {
-        person_key: person_key(entity_type, payload),
+        person: person(entity_type, payload, default_country),
         location_id: location_id(payload),
         event_type,
         entity_type,
@@ -97,7 +108,11 @@ pub fn classify(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlError> {
 }
 
 /// Classify an unsigned workflow "Webhook" action body (`contact_id`, `location{}`, ...).
-pub fn classify_workflow(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlError> {
+pub fn classify_workflow(
+    payload: &Value,
+    raw: &[u8],
+    default_country: &str,
+) -> Result<GhlWebhook, GhlError> {
     if !payload.is_object() {
         return Err(GhlError::NotAnObject);
     }
@@ -110,7 +125,11 @@ pub fn classify_workflow(payload: &Value, raw: &[u8]) -> Result<GhlWebhook, GhlE
         .to_string();
     let dedupe_key = dedupe::ghl(None, &event_type, Some(&contact_id), raw);
     let classified = Classified {
-        person_key: Some(format!("ghl:{contact_id}")),
+        person: PersonRef {
+            phone: phone_of(payload, default_country),
+            ghl_contact_id: Some(contact_id.clone()),
+            ..Default::default()
+        },
         location_id: payload
             .get("location")
             .and_then(|l| id_str(l.get("id")))
@@ -188,8 +207,8 @@ fn entity_id(entity_type: EntityType, p: &Value) -> Option<String> {
     }
 }
 
-/// The GHL contact the event is about, as `ghl:<id>`.
-fn person_key(entity_type: EntityType, p: &Value) -> Option<String> {
+/// The GHL contact the event is about, and its phone when the body carries one.
+fn person(entity_type: EntityType, p: &Value, default_country: &str) -> PersonRef {
     let id = match entity_type {
         EntityType::Contact | EntityType::Tag => id_str(p.get("id")),
         EntityType::Appointment => p
@@ -198,7 +217,19 @@ fn person_key(entity_type: EntityType, p: &Value) -> Option<String> {
         EntityType::Invoice => p.get("contactDetails").and_then(|c| id_str(c.get("id"))),
         _ => id_str(p.get("contactId")),
     };
-    id.map(|id| format!("ghl:{id}"))
+    let phone = match entity_type {
+        EntityType::Contact | EntityType::Tag => phone_of(p, default_country),
+        _ => None,
+    };
+    PersonRef {
+        phone,
+        ghl_contact_id: id,
+        ..Default::default()
+    }
+}
+
+fn phone_of(p: &Value, default_country: &str) -> Option<String> {
+    text(p.get("phone")).and_then(|raw| to_e164(raw, default_country))
 }
 
 fn location_id(p: &Value) -> Option<String> {
@@ -229,9 +260,11 @@ pub fn timestamp(payload: &Value) -> Option<Option<DateTime<Utc>>> {
     })
 }
 
-/// Whether a delivery's timestamp is inside the replay window around `now`.
+/// Whether a delivery's timestamp is inside the replay window before `now` (and not
+/// implausibly far in the future).
 pub fn is_fresh(timestamp: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    (now - timestamp).num_seconds().abs() <= MAX_TIMESTAMP_SKEW_SECONDS
+    let age = (now - timestamp).num_seconds();
+    (-FUTURE_SKEW_SECONDS..=REPLAY_WINDOW_SECONDS).contains(&age)
 }
 
 #[cfg(test)]
@@ -243,20 +276,25 @@ mod tests {
     fn webhook_id_is_the_dedupe_key() {
         let body =
             json!({"type": "ContactUpdate", "id": "c1", "locationId": "l1", "webhookId": "w-9"});
-        let w = classify(&body, b"{}").unwrap();
-        assert_eq!(w.dedupe_key, "ghl:webhook:w-9");
+        let w = classify(&body, b"{}", "US").unwrap();
+        assert_eq!(w.dedupe_key, DedupeKey::Id("ghl:webhook:w-9".into()));
         assert_eq!(w.classified.entity_type, EntityType::Contact);
-        assert_eq!(w.classified.person_key.as_deref(), Some("ghl:c1"));
+        assert_eq!(
+            w.classified.person.fallback_key().as_deref(),
+            Some("ghl:c1")
+        );
         assert_eq!(w.classified.location_id.as_deref(), Some("l1"));
     }
 
     #[test]
     fn tag_updates_are_about_the_contact() {
         let w = classify(
-            &json!({"type": "ContactTagUpdate", "id": "c1", "tags": ["a"]}),
+            &json!({"type": "ContactTagUpdate", "id": "c1", "tags": ["a"], "phone": "(202) 555-0177"}),
             b"x",
+            "US",
         )
         .unwrap();
+        assert_eq!(w.classified.person.phone.as_deref(), Some("+12025550177"));
         assert_eq!(w.classified.entity_type, EntityType::Tag);
         assert_eq!(w.classified.entity_id.as_deref(), Some("c1"));
     }
@@ -265,7 +303,7 @@ mod tests {
     fn workflow_bodies_key_on_contact_id() {
         let body =
             json!({"contact_id": "c7", "tags": "a,b", "location": {"id": "L"}, "customData": {}});
-        let w = classify_workflow(&body, b"{}").unwrap();
+        let w = classify_workflow(&body, b"{}", "US").unwrap();
         assert_eq!(w.classified.entity_type, EntityType::Contact);
         assert_eq!(w.classified.entity_id.as_deref(), Some("c7"));
         assert_eq!(w.classified.location_id.as_deref(), Some("L"));
@@ -275,12 +313,12 @@ mod tests {
     #[test]
     fn wrongly_typed_bodies_are_errors() {
         assert_eq!(
-            classify(&json!({"type": 5}), b""),
+            classify(&json!({"type": 5}), b"", "US"),
             Err(GhlError::TypeNotString)
         );
-        assert_eq!(classify(&json!([]), b""), Err(GhlError::NotAnObject));
+        assert_eq!(classify(&json!([]), b"", "US"), Err(GhlError::NotAnObject));
         assert_eq!(
-            classify_workflow(&json!({"tags": "a"}), b""),
+            classify_workflow(&json!({"tags": "a"}), b"", "US"),
             Err(GhlError::WorkflowWithoutContact)
         );
     }
@@ -290,8 +328,13 @@ mod tests {
         let now = Utc::now();
         let iso = json!({"timestamp": now.to_rfc3339()});
         assert!(is_fresh(timestamp(&iso).unwrap().unwrap(), now));
-        let old = json!({"timestamp": (now.timestamp_millis() - 301_000)});
+        // GHL's sixth retry of a 429, ~70 minutes after the original: still accepted.
+        let retried = json!({"timestamp": (now.timestamp_millis() - 75 * 60_000)});
+        assert!(is_fresh(timestamp(&retried).unwrap().unwrap(), now));
+        let old = json!({"timestamp": (now.timestamp_millis() - 3 * 3_600_000)});
         assert!(!is_fresh(timestamp(&old).unwrap().unwrap(), now));
+        let future = json!({"timestamp": (now.timestamp_millis() + 600_000)});
+        assert!(!is_fresh(timestamp(&future).unwrap().unwrap(), now));
         assert_eq!(timestamp(&json!({"timestamp": "yesterday"})), Some(None));
         assert_eq!(timestamp(&json!({})), None);
     }

@@ -46,12 +46,12 @@ impl TextingClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Texting, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Texting, op, e))?;
         let status = resp.status().as_u16();
         let text = resp
             .text()
             .await
-            .map_err(|e| ProviderError::transport(Provider::Texting, op, &e))?;
+            .map_err(|e| ProviderError::transport(Provider::Texting, op, e))?;
         if !(200..300).contains(&status) {
             return Err(ProviderError::from_status(
                 Provider::Texting,
@@ -86,7 +86,12 @@ impl TextingClient {
     /// `None` when the texting system does not know the id.
     pub async fn get(&self, id: &str) -> Result<Option<Value>, ProviderError> {
         match self
-            .call("get message", Method::GET, &format!("/messages/{id}"), None)
+            .call(
+                "get message",
+                Method::GET,
+                &format!("/messages/{}", super::segment(id)),
+                None,
+            )
             .await
         {
             Ok(v) => Ok(Some(v)),

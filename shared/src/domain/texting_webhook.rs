@@ -2,7 +2,8 @@
 //! `type|eventType|event`, the message under `message|data|root`, and the field aliases.
 use serde_json::Value;
 
-use super::dedupe;
+use super::dedupe::{self, DedupeKey};
+use super::event::PersonRef;
 use super::json::{first_id, first_text};
 use super::phone::to_e164;
 use super::{Classified, EntityType};
@@ -47,7 +48,7 @@ pub struct TextingMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextingWebhook {
     pub classified: Classified,
-    pub dedupe_key: String,
+    pub dedupe_key: DedupeKey,
     pub message: TextingMessage,
 }
 
@@ -125,21 +126,16 @@ pub fn classify(
         Some(Direction::Outbound) => message.to.as_deref(),
         _ => message.from.as_deref(),
     };
-    let person_key = party
-        .filter(|p| p.starts_with('+'))
-        .map(str::to_string)
-        .or_else(|| {
-            message
-                .conversation_id
-                .as_ref()
-                .map(|c| format!("texting-conversation:{c}"))
-        });
+    let phone = party.filter(|p| p.starts_with('+')).map(str::to_string);
     let dedupe_key = dedupe::texting(&message.event_type, entity_id.as_deref(), raw);
     let classified = Classified {
         event_type: message.event_type.clone(),
         entity_type,
         entity_id,
-        person_key,
+        person: PersonRef {
+            phone,
+            ..Default::default()
+        },
         location_id: None,
     };
     Ok(TextingWebhook {
@@ -171,15 +167,18 @@ mod tests {
     fn person_is_the_external_party() {
         let inbound = classify(&json!({"event": "message.received", "message": {"id": "1", "from": "+12025550177", "to": "+12025550142"}}), b"", "US").unwrap();
         assert_eq!(
-            inbound.classified.person_key.as_deref(),
+            inbound.classified.person.phone.as_deref(),
             Some("+12025550177")
         );
         let outbound = classify(&json!({"event": "message.delivered", "message": {"id": "1", "from": "+12025550142", "to": "+12025550177"}}), b"", "US").unwrap();
         assert_eq!(
-            outbound.classified.person_key.as_deref(),
+            outbound.classified.person.phone.as_deref(),
             Some("+12025550177")
         );
-        assert_eq!(outbound.dedupe_key, "texting:message.delivered:1");
+        assert_eq!(
+            outbound.dedupe_key,
+            DedupeKey::Id("texting:message.delivered:1".into())
+        );
         assert_ne!(inbound.dedupe_key, outbound.dedupe_key);
     }
 

@@ -1,0 +1,308 @@
+//! Postgres side of the sync engine: contact mappings, call notes, write fingerprints,
+//! the sync log's extra entries, tag snapshots and the tag → list map. (The event
+//! lifecycle itself is `adapters::event_store`.)
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::db::DbError;
+use crate::domain::call::CallFacts;
+
+#[derive(Debug, Clone, Default)]
+pub struct Mapping {
+    pub aloware_contact_id: Option<String>,
+    pub ghl_contact_id: Option<String>,
+}
+
+pub async fn mapping_by_aloware(pool: &Pool, aloware_id: &str) -> Result<Option<Mapping>, DbError> {
+    mapping_where(pool, "aloware_contact_id", aloware_id).await
+}
+
+pub async fn mapping_by_ghl(pool: &Pool, ghl_id: &str) -> Result<Option<Mapping>, DbError> {
+    mapping_where(pool, "ghl_contact_id", ghl_id).await
+}
+
+async fn mapping_where(pool: &Pool, column: &str, value: &str) -> Result<Option<Mapping>, DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "SELECT aloware_contact_id, ghl_contact_id FROM contact_mappings WHERE {column} = $1"
+    );
+    let row = client.query_opt(&sql, &[&value]).await?;
+    Ok(row.map(|r| Mapping {
+        aloware_contact_id: r.get(0),
+        ghl_contact_id: r.get(1),
+    }))
+}
+
+/// Link an Aloware and a GHL contact. Either id may already be linked elsewhere: the
+/// newest observation wins and stale links are cleared, so both columns stay unique.
+pub async fn save_mapping(
+    pool: &Pool,
+    aloware_id: Option<&str>,
+    ghl_id: &str,
+    phone: Option<&str>,
+    email: Option<&str>,
+    direction: &str,
+) -> Result<(), DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(aloware_id) = aloware_id {
+        tx.execute(
+            "UPDATE contact_mappings SET aloware_contact_id = NULL, updated_at = now() WHERE aloware_contact_id = $1 AND ghl_contact_id <> $2",
+            &[&aloware_id, &ghl_id],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id, phone_number, email, sync_direction)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (ghl_contact_id) DO UPDATE SET
+             aloware_contact_id = COALESCE(EXCLUDED.aloware_contact_id, contact_mappings.aloware_contact_id),
+             phone_number = COALESCE(EXCLUDED.phone_number, contact_mappings.phone_number),
+             email = COALESCE(EXCLUDED.email, contact_mappings.email),
+             last_synced_at = now(), updated_at = now()",
+        &[&aloware_id, &ghl_id, &phone, &email, &direction],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete_mapping_by_ghl(pool: &Pool, ghl_id: &str) -> Result<u64, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .execute(
+            "DELETE FROM contact_mappings WHERE ghl_contact_id = $1",
+            &[&ghl_id],
+        )
+        .await?)
+}
+
+/// The call's GHL note as far as it exists: the intent of an event creating it, the
+/// contact it goes on, and the note once GHL returned its id.
+#[derive(Debug, Clone)]
+pub struct CallNote {
+    pub ghl_contact_id: Option<String>,
+    pub ghl_note_id: Option<String>,
+    pub facts: CallFacts,
+    /// Call tags already added to the GHL contact.
+    pub tags_written: Vec<String>,
+}
+
+impl CallNote {
+    /// `(contact, note)` once the note exists.
+    pub fn written(&self) -> Option<(&str, &str)> {
+        Some((
+            self.ghl_contact_id.as_deref()?,
+            self.ghl_note_id.as_deref()?,
+        ))
+    }
+}
+
+fn call_note_of(r: &tokio_postgres::Row) -> CallNote {
+    CallNote {
+        ghl_contact_id: r.get(0),
+        ghl_note_id: r.get(1),
+        facts: serde_json::from_value(r.get(2)).unwrap_or_default(),
+        tags_written: r.get(3),
+    }
+}
+
+const NOTE_COLUMNS: &str = "ghl_contact_id, ghl_note_id, call_facts, tags_written";
+
+pub async fn call_note(pool: &Pool, call_id: &str) -> Result<Option<CallNote>, DbError> {
+    let client = pool.get().await?;
+    let sql = format!("SELECT {NOTE_COLUMNS} FROM call_notes WHERE aloware_call_id = $1");
+    let row = client.query_opt(&sql, &[&call_id]).await?;
+    Ok(row.as_ref().map(call_note_of))
+}
+
+/// The outcome of asking to create a call's note.
+#[derive(Debug, Clone)]
+pub enum NoteIntent {
+    /// This event may create the note. `resumed`: an earlier attempt (this event's, or
+    /// one whose intent expired) may already have created it in GHL.
+    Mine { resumed: bool, note: CallNote },
+    /// Another event is creating it right now.
+    Held,
+    /// The note exists already.
+    Written(CallNote),
+}
+
+/// Take (or resume) the intent to create the call's note. Racing events serialise on
+/// the call's row: exactly one holds the intent at a time.
+pub async fn take_note_intent(
+    pool: &Pool,
+    call_id: &str,
+    event_id: Uuid,
+    lease: Duration,
+) -> Result<NoteIntent, DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "INSERT INTO call_notes (aloware_call_id, creating_event, creating_since)
+         VALUES ($1, $2, now())
+         ON CONFLICT (aloware_call_id) DO UPDATE SET creating_event = $2,
+             creating_since = CASE WHEN call_notes.creating_event = $2 THEN call_notes.creating_since ELSE now() END
+         WHERE call_notes.ghl_note_id IS NULL
+           AND (call_notes.creating_event IS NULL OR call_notes.creating_event = $2
+                OR call_notes.creating_since < now() - make_interval(secs => $3))
+         RETURNING {NOTE_COLUMNS}, (xmax <> 0)"
+    );
+    let row = client
+        .query_opt(&sql, &[&call_id, &event_id, &lease.as_secs_f64()])
+        .await?;
+    if let Some(r) = row {
+        // xmax <> 0: the row existed (an earlier attempt left its intent).
+        return Ok(NoteIntent::Mine {
+            resumed: r.get(4),
+            note: call_note_of(&r),
+        });
+    }
+    match call_note(pool, call_id).await? {
+        Some(note) if note.ghl_note_id.is_some() => Ok(NoteIntent::Written(note)),
+        _ => Ok(NoteIntent::Held),
+    }
+}
+
+/// Remember the GHL contact the note goes on (before it is created).
+pub async fn save_note_contact(
+    pool: &Pool,
+    call_id: &str,
+    ghl_contact_id: &str,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE call_notes SET ghl_contact_id = $2, updated_at = now() WHERE aloware_call_id = $1",
+            &[&call_id, &ghl_contact_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The note exists in GHL: its id and what it says, and the intent is over.
+pub async fn save_note_written(
+    pool: &Pool,
+    call_id: &str,
+    ghl_contact_id: &str,
+    ghl_note_id: &str,
+    facts: &CallFacts,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let facts_json = serde_json::to_value(facts).unwrap_or_default();
+    client
+        .execute(
+            "UPDATE call_notes SET ghl_contact_id = $2, ghl_note_id = $3, call_facts = $4,
+                 disposition = $5, recording_url = $6, summary = $7,
+                 creating_event = NULL, creating_since = NULL, updated_at = now()
+             WHERE aloware_call_id = $1",
+            &[
+                &call_id,
+                &ghl_contact_id,
+                &ghl_note_id,
+                &facts_json,
+                &facts.disposition,
+                &facts.recording_url,
+                &facts.summary,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The call tags now on the GHL contact.
+pub async fn save_note_tags(pool: &Pool, call_id: &str, tags: &[String]) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE call_notes SET tags_written = $2, updated_at = now() WHERE aloware_call_id = $1",
+            &[&call_id, &tags],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn record_fingerprint(
+    pool: &Pool,
+    system: &str,
+    entity_id: &str,
+    hash: &str,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO write_fingerprints (system, entity_id, fields_hash) VALUES ($1, $2, $3)",
+            &[&system, &entity_id, &hash],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whether the middleware itself wrote exactly these fields within the echo window.
+pub async fn is_echo(
+    pool: &Pool,
+    system: &str,
+    entity_id: &str,
+    hash: &str,
+    window_seconds: i64,
+) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM write_fingerprints WHERE system = $1 AND entity_id = $2 AND fields_hash = $3
+               AND written_at > now() - make_interval(secs => $4) LIMIT 1",
+            &[&system, &entity_id, &hash, &(window_seconds as f64)],
+        )
+        .await
+        ?;
+    Ok(row.is_some())
+}
+
+pub async fn tag_snapshot(pool: &Pool, ghl_id: &str) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT tags FROM contact_tag_snapshots WHERE ghl_contact_id = $1",
+            &[&ghl_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)).unwrap_or_default())
+}
+
+pub async fn save_tag_snapshot(
+    pool: &Pool,
+    ghl_id: &str,
+    tags: &std::collections::BTreeSet<String>,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let tags: Vec<&String> = tags.iter().collect();
+    client
+        .execute(
+            "INSERT INTO contact_tag_snapshots (ghl_contact_id, tags) VALUES ($1, $2)
+             ON CONFLICT (ghl_contact_id) DO UPDATE SET tags = EXCLUDED.tags, updated_at = now()",
+            &[&ghl_id, &tags],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Tag → list id: `call_list_mappings` rows over the configured map (rows win).
+pub async fn call_list_map(
+    pool: &Pool,
+    configured: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT ghl_tag, aloware_list_id FROM call_list_mappings",
+            &[],
+        )
+        .await?;
+    let mut map = configured.clone();
+    map.extend(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0).to_lowercase(), r.get(1))),
+    );
+    Ok(map)
+}

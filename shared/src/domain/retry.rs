@@ -1,0 +1,110 @@
+//! The retry budget of a stored event (SPEC §5). The row owns it, not the queue: a row
+//! counts its attempts (claims), records when it is next due, and ends `failed` when the
+//! budget is spent or the error cannot be fixed by retrying. SQS receives are not
+//! attempts: a record blocked behind a failure, or one whose claim failed because the
+//! database was down, never spends the budget.
+use std::time::Duration;
+
+/// Attempts (claims) before a retryable failure becomes final.
+pub const MAX_ATTEMPTS: i32 = 10;
+/// Ceiling of the exponential back-off.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// A rejected provider credential (rotated or expired token) needs a person: retry, but
+/// slowly, so the budget covers hours rather than minutes while the alert is seen.
+pub const CREDENTIAL_RETRY_DELAY: Duration = Duration::from_secs(30 * 60);
+
+/// The delays of one consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First retry delay; doubles per attempt.
+    pub base: Duration,
+    /// Delay after a rejected credential.
+    pub credential_delay: Duration,
+}
+
+/// What kind of failure a sync ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// May succeed later (network, 408, 429, 5xx, lost database connection, waiting for
+    /// a related event); `at_least` is the provider's own minimum wait (GHL's interval).
+    Retryable { at_least: Option<Duration> },
+    /// The provider refused our credential (401/403): retryable with a long delay.
+    Credential,
+    /// Retrying cannot help (validation, provider 4xx, a bug): final at once.
+    Final,
+}
+
+/// What becomes of the row after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Status `error`, due again after `delay`.
+    RetryAfter(Duration),
+    /// Status `failed`: the budget is spent or retrying cannot help.
+    GiveUp { exhausted: bool },
+}
+
+/// `base · 2^(attempt-1)`, capped.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exponent = (attempt.clamp(1, 16) - 1) as u32;
+    base.saturating_mul(1u32 << exponent).min(MAX_BACKOFF)
+}
+
+impl RetryPolicy {
+    /// The verdict for attempt `attempt` (1-based) that failed with `class`.
+    pub fn verdict(&self, class: FailureClass, attempt: i32) -> Verdict {
+        match class {
+            FailureClass::Final => Verdict::GiveUp { exhausted: false },
+            _ if attempt >= MAX_ATTEMPTS => Verdict::GiveUp { exhausted: true },
+            FailureClass::Credential => Verdict::RetryAfter(self.credential_delay),
+            FailureClass::Retryable { at_least } => {
+                Verdict::RetryAfter(backoff(self.base, attempt).max(at_least.unwrap_or_default()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(30);
+        assert_eq!(backoff(base, 1), Duration::from_secs(30));
+        assert_eq!(backoff(base, 3), Duration::from_secs(120));
+        assert_eq!(backoff(base, 9), MAX_BACKOFF);
+        assert_eq!(backoff(base, 0), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_budget_ends_in_a_final_failure() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(30),
+            credential_delay: CREDENTIAL_RETRY_DELAY,
+        };
+        let retryable = FailureClass::Retryable { at_least: None };
+        assert_eq!(
+            policy.verdict(retryable, 1),
+            Verdict::RetryAfter(Duration::from_secs(30))
+        );
+        assert_eq!(
+            policy.verdict(retryable, MAX_ATTEMPTS),
+            Verdict::GiveUp { exhausted: true }
+        );
+        assert_eq!(
+            policy.verdict(FailureClass::Final, 1),
+            Verdict::GiveUp { exhausted: false }
+        );
+        assert_eq!(
+            policy.verdict(FailureClass::Credential, 2),
+            Verdict::RetryAfter(CREDENTIAL_RETRY_DELAY)
+        );
+        let rate_limited = FailureClass::Retryable {
+            at_least: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            policy.verdict(rate_limited, 1),
+            Verdict::RetryAfter(Duration::from_secs(60))
+        );
+    }
+}
