@@ -70,6 +70,10 @@ CREATE INDEX texting_webhook_events_due_idx ON texting_webhook_events (next_atte
 CREATE INDEX texting_webhook_events_person_active_idx ON texting_webhook_events (person_key, received_at)
     WHERE status IN ('pending', 'error', 'processing');
 CREATE INDEX webhook_events_person_key_idx ON webhook_events (person_key);
+-- The person key of a call's later events is its first event's (one predicate, one
+-- index: the ingest's lookup never scans other sources' rows).
+CREATE INDEX webhook_events_call_idx ON webhook_events (entity_id, received_at)
+    WHERE source = 'aloware' AND entity_type IN ('call', 'recording', 'transcription');
 
 -- High-water mark per entity: the receive time of the newest event applied to it.
 CREATE TABLE entity_watermarks (

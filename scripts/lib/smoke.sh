@@ -57,6 +57,9 @@ run_readme_examples() {
   depths="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" depths | grep "smoke-$$-" | grep -v dlq)"
   check "webhook-events drained, one message on texting-events" \
     'grep -q "webhook-events.fifo: 0 visible, 0 in flight" <<<"$depths" && grep -q "texting-events.fifo: 1 visible" <<<"$depths"'
+  local violations
+  violations="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/violations")"
+  check "no request the real providers would refuse (sandbox violations: $violations)" '[ "$violations" = "[]" ]'
   echo "smoke: $passed passed, $failed failed"
   [ "$failed" = 0 ]
 }

@@ -5,319 +5,14 @@
 //! Then the sandbox's state is checked.
 mod common;
 
+use common::world::*;
 use common::*;
 use df_sandbox::SandboxConfig;
 use df_shared::domain::EventKind;
-use df_shared::ingest::webhook_aloware::{self as aloware, AlowareWebhookAuth};
+use df_shared::ingest::webhook_aloware as aloware;
 use df_shared::ingest::webhook_ghl::{self as ghl, GhlWebhookAuth};
 use df_shared::pipeline::deployment::CONSUMER_TIMEOUT;
-use df_shared::pipeline::relay::Relay;
-use df_shared::pipeline::{sqs_event, Consumer};
-use df_shared::sync::WebhookRouter;
 use serde_json::{json, Value};
-
-/// Concurrent pollers of the e2e harness (Lambda's concurrent batches).
-const POLLERS: usize = 4;
-
-/// The consumer's settings against a database, a queue and a sandbox; `extra` wins.
-fn consumer_settings(
-    database_url: &str,
-    queue_url: &str,
-    sandbox: &str,
-    policy: &str,
-    extra: &[(&str, &str)],
-) -> df_shared::lambda::Settings {
-    let (ghl, aloware) = (format!("{sandbox}/ghl"), format!("{sandbox}/aloware"));
-    let base = [
-        ("DATABASE_URL", database_url),
-        ("WEBHOOK_EVENTS_QUEUE_URL", queue_url),
-        ("GHL_BASE_URL", ghl.as_str()),
-        ("GHL_API_KEY", "sandbox-ghl-token"),
-        ("GHL_LOCATION_ID", "sandbox-location"),
-        ("ALOWARE_BASE_URL", aloware.as_str()),
-        ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
-        ("CONTACT_SOURCE_OF_TRUTH", policy),
-        ("RETRY_BASE_SECONDS", "0"),
-        ("STORE_RETRY_SECONDS", "1"),
-        ("CREDENTIAL_RETRY_SECONDS", "1"),
-        ("DB_POOL_SIZE", "6"),
-    ];
-    let mut pairs: Vec<(&str, &str)> = base.to_vec();
-    for (k, v) in extra {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k, v));
-    }
-    df_shared::lambda::Settings::from_pairs(pairs)
-}
-
-struct World {
-    stack: Stack,
-    sandbox: String,
-    consumer: Consumer<WebhookRouter>,
-    aloware: AlowareWebhookAuth,
-    ghl: GhlWebhookAuth,
-    http: reqwest::Client,
-    extra: Vec<(String, String)>,
-}
-
-impl World {
-    async fn new() -> World {
-        Self::with(SandboxConfig::default(), &[]).await
-    }
-
-    /// A sandbox with a 1 s rate window: a 429's back-off (one window) stays short.
-    async fn with_short_rate_window() -> World {
-        Self::with(
-            SandboxConfig {
-                ghl_rate_window: std::time::Duration::from_secs(1),
-                ..SandboxConfig::default()
-            },
-            &[],
-        )
-        .await
-    }
-
-    async fn with(sandbox_config: SandboxConfig, extra: &[(&str, &str)]) -> World {
-        let sandbox = df_sandbox::spawn(sandbox_config).await;
-        let stack = Stack::new().await;
-        Self::on(stack, sandbox, extra).await
-    }
-
-    /// A world whose functions reach Postgres at `database_url` (e.g. through a proxy).
-    async fn on(stack: Stack, sandbox: String, extra: &[(&str, &str)]) -> World {
-        let settings = consumer_settings(
-            &stack.database_url,
-            &stack.queue_url,
-            &sandbox,
-            "merge",
-            extra,
-        );
-        let consumer = df_shared::pipeline::webhook_consumer(&settings)
-            .await
-            .expect("consumer");
-        World {
-            aloware: AlowareWebhookAuth::from_settings(&stack.settings).unwrap(),
-            ghl: GhlWebhookAuth::from_settings(&stack.settings).unwrap(),
-            stack,
-            sandbox,
-            consumer,
-            http: reqwest::Client::new(),
-            extra: extra
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    async fn aloware_webhook(&self, body: Value) -> Value {
-        let (status, answer) = self.try_aloware_webhook(&body).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    async fn try_aloware_webhook(&self, body: &Value) -> (u16, Value) {
-        let req = post(
-            "/api/webhooks/aloware",
-            &[("authorization", &basic_auth())],
-            body.to_string(),
-        );
-        json_of(aloware::handle(&self.stack.ingest, &self.aloware, req).await).await
-    }
-
-    async fn ghl_workflow_webhook(&self, body: Value) -> Value {
-        let (status, answer) = self.try_ghl_workflow_webhook(&body).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    async fn try_ghl_workflow_webhook(&self, body: &Value) -> (u16, Value) {
-        let req = post(
-            "/api/webhooks/ghl",
-            &[("x-df-workflow-secret", WORKFLOW_SECRET)],
-            body.to_string(),
-        );
-        json_of(ghl::handle(&self.stack.ingest, &self.ghl, req).await).await
-    }
-
-    /// One SQS receive + invocation + deletes, as Lambda's trigger does it. Returns the
-    /// number of messages received.
-    async fn poll_once(&self, sqs: &aws_sdk_sqs::Client) -> usize {
-        let out = sqs
-            .receive_message()
-            .queue_url(&self.stack.queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return 0;
-        }
-        let deadline = tokio::time::Instant::now() + CONSUMER_TIMEOUT;
-        let response = self
-            .consumer
-            .handle(
-                sqs_event::from_received(&messages, "arn:aws:sqs:us-east-1:123456789012:test.fifo"),
-                deadline,
-            )
-            .await;
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        for m in &messages {
-            if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                sqs.delete_message()
-                    .queue_url(&self.stack.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-        messages.len()
-    }
-
-    /// Act as Lambda's SQS trigger, with `POLLERS` concurrent batches (several message
-    /// groups in flight at once, as in production), and as the relay's schedule (more
-    /// often than once a minute), until every stored event is finished.
-    async fn drain_queue(&self) {
-        self.drain_for(std::time::Duration::from_secs(600)).await
-    }
-
-    async fn drain_for(&self, limit: std::time::Duration) {
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let idle = std::sync::atomic::AtomicUsize::new(0);
-        let deadline = std::time::Instant::now() + limit;
-        let watcher = async {
-            while std::time::Instant::now() < deadline {
-                let settled =
-                    depth(&self.stack.queue_url).await == 0 && self.unfinished().await == 0;
-                if settled && idle.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3 {
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return;
-                }
-                if !settled {
-                    idle.store(0, std::sync::atomic::Ordering::SeqCst);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            panic!(
-                "events still unfinished after {limit:?}: {:?}",
-                self.statuses().await
-            );
-        };
-        futures::join!(watcher, self.run_consumers_until(&stop));
-    }
-
-    /// Pollers and the relay, until `stop` is set.
-    async fn run_consumers_until(&self, stop: &std::sync::atomic::AtomicBool) {
-        let sqs = sqs().await;
-        let relay = self.relay().await;
-        let poller = || async {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if self.poll_once(&sqs).await == 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        };
-        let relaying = async {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                relay.run_once().await;
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            }
-        };
-        futures::join!(
-            futures::future::join_all((0..POLLERS).map(|_| poller())),
-            relaying
-        );
-    }
-
-    /// Rows not yet finished (pending, error, processing).
-    async fn unfinished(&self) -> i64 {
-        db_client(&self.stack.database_url)
-            .await
-            .query_one("SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'error', 'processing')", &[])
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(1)
-    }
-
-    /// The outbox relay over this world's queue.
-    async fn relay(&self) -> Relay {
-        let mut settings = vec![
-            ("DATABASE_URL".to_string(), self.stack.database_url.clone()),
-            (
-                "WEBHOOK_EVENTS_QUEUE_URL".to_string(),
-                self.stack.queue_url.clone(),
-            ),
-        ];
-        settings.extend(self.extra.iter().cloned());
-        Relay::from_settings(
-            &df_shared::lambda::Settings::from_pairs(settings),
-            &[EventKind::Webhook],
-        )
-        .await
-        .unwrap()
-    }
-
-    async fn sandbox_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}/_sandbox/{path}", self.sandbox))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn sandbox_post(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}/_sandbox/{path}", self.sandbox))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
-    async fn state(&self) -> Value {
-        self.sandbox_get("state").await
-    }
-
-    async fn requests(&self, provider: &str) -> Vec<Value> {
-        self.sandbox_get(&format!("requests?provider={provider}"))
-            .await
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    async fn notes(&self) -> Vec<Value> {
-        self.state().await["ghl"]["notes"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|n| n.as_array().unwrap().clone())
-            .collect()
-    }
-
-    async fn statuses(&self) -> Vec<(String, String, Option<String>)> {
-        let client = db_client(&self.stack.database_url).await;
-        client
-            .query("SELECT event_type, status, coalesce(skip_reason, error_message) FROM webhook_events ORDER BY received_at", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect()
-    }
-}
 
 /// A call lifecycle of the captured shape (init → disposition → recording → summary).
 fn call_lifecycle() -> Vec<Value> {
@@ -409,10 +104,14 @@ async fn aloware_contact_reaches_ghl_and_its_echo_is_skipped() {
     let ghl_contact = state["ghl"]["contacts"][0].clone();
     assert_eq!(ghl_contact["firstName"], "Test");
     assert_eq!(ghl_contact["email"], "merchant@example.com");
-    let fields = ghl_contact["customFields"].to_string();
+    let field_id = w.custom_field_id("aloware_contact_id").await;
     assert!(
-        fields.contains("aloware_contact_id") && fields.contains("155091981"),
-        "{fields}"
+        ghl_contact["customFields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": field_id, "value": "155091981"})),
+        "written by id, read back as {{id, value}}: {}",
+        ghl_contact["customFields"]
     );
 
     // GHL now sends the ContactUpdate our write caused: an echo, not a change.
@@ -902,6 +601,10 @@ async fn clients_type_their_failures() {
         !err.retryable && err.message.contains("not the expected JSON"),
         "{err}"
     );
+    // The sandbox records the call to a path Aloware does not document.
+    let violations = w.sandbox_get("violations").await;
+    assert_eq!(violations.as_array().unwrap().len(), 1, "{violations}");
+    assert_eq!(violations[0]["provider"], "aloware");
     let wrong_token = AlowareClient::new(
         reqwest::Client::new(),
         &format!("{}/aloware", w.sandbox),
@@ -1803,4 +1506,183 @@ async fn a_database_outage_loses_nothing_dead_letters_nothing_and_spends_no_atte
         .unwrap()
         .len();
     assert_eq!(aloware, 40, "every contact reached Aloware once");
+}
+
+#[tokio::test]
+async fn custom_fields_missing_in_ghl_stop_the_cold_start_unless_created() {
+    let sandbox = df_sandbox::spawn(SandboxConfig {
+        seed_custom_fields: false,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let stack = Stack::new().await;
+    let settings = consumer_settings(
+        &stack.database_url,
+        &stack.queue_url,
+        &sandbox,
+        "merge",
+        &[],
+    );
+    let err = df_shared::pipeline::webhook_consumer(&settings)
+        .await
+        .err()
+        .expect("missing fields stop the start");
+    let message = err.to_string();
+    for key in ["aloware_contact_id", "intake_source", "lead_source"] {
+        assert!(message.contains(key), "{message}");
+    }
+    assert!(message.contains("GHL_CREATE_CUSTOM_FIELDS"), "{message}");
+    let w = World::on(stack, sandbox, &[("GHL_CREATE_CUSTOM_FIELDS", "true")]).await;
+    let fields = w.state().await["ghl"]["custom_fields"].clone();
+    assert_eq!(fields.as_array().unwrap().len(), 3, "created: {fields}");
+    w.aloware_webhook(
+        json!({"event": "Contact-Created", "body": {"id": 31, "first_name": "Cy",
+        "phone_number": "+12025550131", "lead_source": "Ads"}}),
+    )
+    .await;
+    w.drain_queue().await;
+    let lead_id = w.custom_field_id("lead_source").await;
+    let contact = w.state().await["ghl"]["contacts"][0].clone();
+    assert!(
+        contact["customFields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": lead_id, "value": "Ads"})),
+        "{contact}"
+    );
+}
+
+#[tokio::test]
+async fn ghl_to_aloware_reads_the_phone_lookup_in_every_shape() {
+    for shape in ["plain", "contact", "data", "list"] {
+        let w = World::new().await;
+        w.sandbox_post("config", json!({"aloware_lookup_shape": shape}))
+            .await;
+        w.sandbox_post("seed", json!({
+            "ghl_contacts": [{"id": "gshape", "locationId": "sandbox-location", "firstName": "Sha", "lastName": "Pe",
+                "phone": "+12025550132", "email": "shape@example.com"}],
+            "aloware_contacts": [{"id": 932, "first_name": "Sha", "last_name": "Pe", "phone_number": "+12025550132"}]
+        }))
+        .await;
+        w.ghl_workflow_webhook(
+            json!({"contact_id": "gshape", "customData": {"event": "ContactUpdate"}}),
+        )
+        .await;
+        w.drain_queue().await;
+        assert_eq!(w.statuses().await[0].1, "done", "{shape}");
+        let alo = w.state().await["aloware"]["contacts"].clone();
+        assert_eq!(
+            alo.as_array().unwrap().len(),
+            1,
+            "{shape}: updated, not duplicated: {alo}"
+        );
+        assert_eq!(alo[0]["email"], "shape@example.com", "{shape}");
+        let mapped = w
+            .stack
+            .count("SELECT count(*) FROM contact_mappings WHERE aloware_contact_id = '932'")
+            .await;
+        assert_eq!(mapped, 1, "{shape}: the Aloware id was read");
+    }
+}
+
+#[tokio::test]
+async fn aloware_calls_are_metered_by_their_own_bucket() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("ALOWARE_RATE_LIMIT_PER_10S", "10")],
+    )
+    .await;
+    let aloware = &w.consumer.router.deps.aloware;
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        aloware.lookup_phone("+12025550133").await.unwrap();
+    }
+    let took = started.elapsed();
+    // A burst of 5, then one token a second: the last of 10 calls waits ~5 s.
+    assert!(
+        took >= std::time::Duration::from_secs(4),
+        "10 calls at 1/s after a burst of 5 took {took:?}"
+    );
+    let buckets = w
+        .stack
+        .count("SELECT count(*) FROM rate_limit_buckets WHERE bucket_key LIKE 'aloware:%'")
+        .await;
+    assert_eq!(buckets, 1);
+}
+
+#[tokio::test]
+async fn contacts_resolve_by_the_mapped_phone_before_asking_ghl() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [{"id": "gmapped", "locationId": "sandbox-location",
+        "firstName": "Map", "phone": "+12025550134"}]}),
+    )
+    .await;
+    // Known by phone from an earlier sync, but not by this Aloware id.
+    db_client(&w.stack.database_url)
+        .await
+        .execute("INSERT INTO contact_mappings (ghl_contact_id, phone_number) VALUES ('gmapped', '+12025550134')", &[])
+        .await
+        .unwrap();
+    w.aloware_webhook(
+        json!({"event": "Contact-Updated", "body": {"id": 934, "first_name": "Map",
+        "last_name": "Ped", "phone_number": "+12025550134"}}),
+    )
+    .await;
+    w.drain_queue().await;
+    let paths: Vec<String> = w
+        .requests("ghl")
+        .await
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["GET /ghl/contacts/gmapped", "PUT /ghl/contacts/gmapped"],
+        "the mapping's contact, no duplicate search"
+    );
+    let mapped = w
+        .stack
+        .count("SELECT count(*) FROM contact_mappings WHERE ghl_contact_id = 'gmapped' AND aloware_contact_id = '934'")
+        .await;
+    assert_eq!(mapped, 1);
+}
+
+#[tokio::test]
+async fn an_id_from_a_webhook_body_cannot_steer_a_provider_request() {
+    let w = World::new().await;
+    w.ghl_workflow_webhook(
+        json!({"contact_id": "x/notes", "customData": {"event": "ContactUpdate"}}),
+    )
+    .await;
+    w.ghl_workflow_webhook(
+        json!({"contact_id": "..", "customData": {"event": "ContactUpdate", "n": 2}}),
+    )
+    .await;
+    w.drain_for(std::time::Duration::from_secs(60)).await;
+    let paths: Vec<String> = w
+        .requests("ghl")
+        .await
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/ghl/contacts/x%2Fnotes"],
+        "the id stays inside its segment; a dot-segment id is never sent"
+    );
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[1].1, "failed", "{statuses:?}");
+    assert!(statuses[1]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("not a usable path segment"));
 }

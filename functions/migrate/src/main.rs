@@ -11,7 +11,8 @@ async fn main() -> Result<(), Error> {
         return lambda_runtime::run(lambda_runtime::service_fn(
             |_: lambda_runtime::LambdaEvent<serde_json::Value>| async {
                 let settings = lambda::Settings::load().await?;
-                let applied = migrations::run_url(settings.require("DATABASE_URL")?).await?;
+                let url = settings.require("DATABASE_URL")?;
+                let applied = migrations::run_url_with(url, &settings.database_tls()?).await?;
                 Ok::<_, Error>(serde_json::json!({ "applied": applied }))
             },
         ))
@@ -19,12 +20,13 @@ async fn main() -> Result<(), Error> {
     }
     let settings = lambda::Settings::load().await?;
     let url = settings.require("DATABASE_URL")?;
+    let tls = settings.database_tls()?;
     if std::env::args().any(|a| a == "--create-database")
-        && migrations::ensure_database(url).await?
+        && migrations::ensure_database_with(url, &tls).await?
     {
         println!("database created");
     }
-    let applied = migrations::run_url(url).await?;
+    let applied = migrations::run_url_with(url, &tls).await?;
     println!(
         "migrations applied: {}",
         if applied.is_empty() {

@@ -1,6 +1,9 @@
 //! Aloware's public API (`/api/v1/webhook/...`, `api_token` in the query or JSON body),
 //! shapes from `reference/aloware/api_*.json` and `research/aloware.md` §2. Unknown
-//! paths answer 200 with an HTML page, as the real one does.
+//! paths answer 200 with an HTML page, as the real one does — and, a call to an
+//! endpoint that does not exist being a bug of the caller, are recorded as violations.
+//! `forms` refuses an existing contact with 409 unless `force_update` is set
+//! (research §2.1), and then overwrites only the fields it is given.
 use axum::http::Method;
 use serde_json::{json, Map, Value};
 
@@ -57,9 +60,21 @@ fn text_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// An undocumented path: the SPA shell, and a violation on record.
+fn undocumented(st: &mut State, req: &Incoming) -> Reply {
+    let path = format!("/aloware/{}", req.segments.join("/"));
+    st.violation(
+        "aloware",
+        req.method.as_str(),
+        &path,
+        vec!["not a documented Aloware API path: Aloware answers 200 with its HTML app".into()],
+    );
+    html()
+}
+
 pub fn handle(st: &mut State, req: &Incoming) -> Reply {
     let ["api", "v1", "webhook", rest @ ..] = req.segments.as_slice() else {
-        return html();
+        return undocumented(st, req);
     };
     let token = if *req.method == Method::GET {
         req.query.get("api_token").cloned()
@@ -76,7 +91,7 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             | ["users"]
     );
     if !known {
-        return html();
+        return undocumented(st, req);
     }
     if token.as_deref() != Some(st.config.aloware_token.as_str()) {
         return Reply::json(401, json!({"message": "Unauthenticated."}));
@@ -102,7 +117,7 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             200,
             json!([{"id": 1, "name": "Sandbox Agent", "email": "agent@example.com", "agent_status": 1, "human_readable_agent_status": "Available"}]),
         ),
-        _ => html(),
+        _ => undocumented(st, req),
     }
 }
 
@@ -144,6 +159,10 @@ fn forms(st: &mut State, body: &Value) -> Reply {
         .get("force_update")
         .is_some_and(|v| v == &json!(true) || v == &json!(1) || v == &json!("true"));
     let (id, created) = match find_by_phone(st, &phone) {
+        // research/aloware.md §2.1: 409 "Contact already exists" without force_update.
+        Some(_) if !force => {
+            return Reply::json(409, json!({"message": "Contact already exists."}));
+        }
         Some(id) => (id, false),
         None => {
             let id = st.numeric_id();
@@ -166,13 +185,9 @@ fn forms(st: &mut State, body: &Value) -> Reply {
         else {
             continue;
         };
-        let empty = contact
-            .get(*field)
-            .is_none_or(|old| old.is_null() || old == &json!("") || old == &json!(false));
-        // Without force_update, values already set are kept (research/aloware.md §2.2 a).
-        if created || force || empty {
-            contact.insert(field.to_string(), v.clone());
-        }
+        // A created contact takes every field; force_update overwrites the fields sent
+        // (and only those).
+        contact.insert(field.to_string(), v.clone());
     }
     for list in list_ids(body.get("list_ids")) {
         st.aloware_lists.entry(list).or_default().insert(id);
@@ -189,7 +204,18 @@ fn lookup(st: &State, phone: Option<&str>) -> Reply {
         return Reply::json(400, json!({"error": "Phone number is empty or invalid."}));
     };
     match find_by_phone(st, phone) {
-        Some(id) => Reply::json(200, st.aloware_contacts[&id].clone()),
+        // The 200 shape is undocumented: the sandbox can answer in each shape the
+        // research lists, so the client is proven against all of them.
+        Some(id) => {
+            let contact = st.aloware_contacts[&id].clone();
+            let body = match st.aloware_lookup_shape.as_str() {
+                "contact" => json!({"contact": contact}),
+                "data" => json!({"data": contact}),
+                "list" => json!([contact]),
+                _ => contact,
+            };
+            Reply::json(200, body)
+        }
         None => Reply::json(404, json!({"error": "Contact not found."})),
     }
 }

@@ -19,6 +19,24 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
                 .collect();
             Reply::json(200, json!(list))
         }
+        (Method::GET, ["violations"]) => Reply::json(200, json!(st.violations)),
+        (Method::DELETE, ["violations"]) => {
+            st.violations.clear();
+            Reply::json(200, json!({"violations": 0}))
+        }
+        (Method::GET, ["info"]) => Reply::json(
+            200,
+            json!({"ghl_openapi_operations": st.config.openapi.as_ref().map(|a| a.operation_count())}),
+        ),
+        (Method::POST, ["config"]) => {
+            if let Some(shape) = req.body.get("aloware_lookup_shape").and_then(Value::as_str) {
+                st.aloware_lookup_shape = shape.to_string();
+            }
+            Reply::json(
+                200,
+                json!({"aloware_lookup_shape": st.aloware_lookup_shape}),
+            )
+        }
         (Method::POST, ["reset"]) => {
             st.reset();
             Reply::json(200, json!({"reset": true}))
@@ -40,7 +58,8 @@ fn snapshot(st: &State) -> Value {
         .map(|(k, v)| (k.clone(), json!(v.iter().collect::<Vec<_>>())))
         .collect();
     json!({
-        "ghl": {"contacts": st.ghl_contacts.values().collect::<Vec<_>>(), "notes": st.ghl_notes, "messages": st.ghl_messages},
+        "ghl": {"contacts": st.ghl_contacts.values().collect::<Vec<_>>(), "notes": st.ghl_notes, "messages": st.ghl_messages,
+            "custom_fields": st.ghl_custom_fields.values().collect::<Vec<_>>()},
         "aloware": {"contacts": st.aloware_contacts.values().collect::<Vec<_>>(), "lists": lists, "sms": st.aloware_sms},
         "texting": {"messages": st.texting_messages.values().collect::<Vec<_>>()},
     })

@@ -1,10 +1,15 @@
 //! GHL API v2 (contacts `Version: 2021-07-28`, conversations `2021-04-15`), shapes from
-//! `reference/ghl/openapi/contacts.json` and `research/ghl.md` §1–2, §4, §7.
+//! `reference/ghl/openapi/*.json` and `research/ghl.md` §1–2, §4, §7. Every request is
+//! validated against the OpenAPI when it is loaded (`openapi.rs`): a violation is
+//! answered as GHL answers it and recorded for `/_sandbox/violations`. Semantics follow
+//! the documents, and the harsher reading where they are silent: upsert and PUT `tags`
+//! replace all tags; custom fields are written by their opaque id (an unknown id is
+//! refused) and read back as `{id, value}`; `dndSettings` replaces the whole object.
 use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use crate::state::State;
-use crate::{Incoming, Reply};
+use crate::{openapi, Incoming, Reply};
 
 const CONTACT_FIELDS: &[&str] = &[
     "firstName",
@@ -47,21 +52,16 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             json!({"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"}),
         );
     }
-    let version = if req.segments.first() == Some(&"conversations") {
-        "2021-04-15"
-    } else {
-        "2021-07-28"
-    };
-    if req.header("version") != Some(version) {
-        return error(400, "Version header is missing or invalid");
-    }
     let location = st.config.ghl_location_id.clone();
     let limit = st.config.ghl_rate_max;
     let window_ms = st.config.ghl_rate_window.as_millis().to_string();
     let remaining = st.rate_take(&location);
     let mut reply = match remaining {
         Err(()) => error(429, "Too many requests"),
-        Ok(_) => route(st, req, &location),
+        Ok(_) => match validate(st, req) {
+            Some(refusal) => refusal,
+            None => route(st, req, &location),
+        },
     };
     reply.headers.extend([
         ("x-ratelimit-max", limit.to_string()),
@@ -73,9 +73,72 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
     reply
 }
 
+/// The request against GHL's OpenAPI (or, without it, the `Version` header alone): the
+/// refusal GHL would answer, recorded as a violation.
+fn validate(st: &mut State, req: &Incoming) -> Option<Reply> {
+    let version = req.header("version");
+    let method = req.method.as_str().to_string();
+    let path = format!("/ghl/{}", req.segments.join("/"));
+    let Some(api) = st.config.openapi.clone() else {
+        let expected = if req.segments.first() == Some(&"conversations") {
+            "2021-04-15"
+        } else {
+            "2021-07-28"
+        };
+        if version == Some(expected) {
+            return None;
+        }
+        st.violation(
+            "ghl",
+            &method,
+            &path,
+            vec!["Version header is missing or invalid".into()],
+        );
+        return Some(error(400, "Version header is missing or invalid"));
+    };
+    let body = (!req.body.is_null()).then_some(&req.body);
+    let refusal = match api.check(&method, &req.segments, version, &req.query, body) {
+        Ok(_) => return None,
+        Err(v) => v,
+    };
+    let messages = refusal.messages();
+    st.violation("ghl", &method, &path, messages.clone());
+    Some(match refusal {
+        openapi::Violation::UnknownRoute(m) => Reply::json(
+            404,
+            json!({"statusCode": 404, "message": m, "error": "Not Found"}),
+        ),
+        openapi::Violation::Version(m) => error(400, &m),
+        openapi::Violation::Invalid { .. } => {
+            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+            unprocessable(&refs)
+        }
+    })
+}
+
 fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
     let m = req.method;
     match req.segments.as_slice() {
+        ["locations", loc, "customFields"] if *loc != location => {
+            error(403, "The token does not have access to this location.")
+        }
+        ["locations", _, "customFields"] if m == Method::GET => Reply::json(
+            200,
+            json!({"customFields": st.ghl_custom_fields.values().collect::<Vec<_>>()}),
+        ),
+        ["locations", _, "customFields"] if m == Method::POST => {
+            let name = req.body.get("name").and_then(Value::as_str).unwrap_or("");
+            let data_type = req
+                .body
+                .get("dataType")
+                .and_then(Value::as_str)
+                .unwrap_or("TEXT");
+            if name.trim().is_empty() {
+                return unprocessable(&["name should not be empty"]);
+            }
+            let field = st.create_custom_field(name, data_type);
+            Reply::json(201, json!({"customField": field}))
+        }
         ["contacts", "upsert"] if m == Method::POST => upsert(st, &req.body, location),
         ["contacts", "search", "duplicate"] if m == Method::GET => duplicate(st, req),
         ["contacts", "search"] if m == Method::POST => search(st, &req.body),
@@ -144,8 +207,30 @@ fn normalise_tags(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Custom field writes must name fields the location has, by id: `Err` lists the
+/// unknown ones (GHL refuses them; a key alone fails the schema before this).
+fn check_custom_fields(st: &State, body: &Value) -> Result<(), Reply> {
+    let unknown: Vec<String> = body
+        .get("customFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("id").and_then(Value::as_str))
+        .filter(|id| !st.ghl_custom_fields.contains_key(*id))
+        .map(|id| format!("customFields: no custom field with id {id} in this location"))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        let refs: Vec<&str> = unknown.iter().map(String::as_str).collect();
+        Err(unprocessable(&refs))
+    }
+}
+
 fn apply_fields(contact: &mut Map<String, Value>, body: &Value) {
     for field in CONTACT_FIELDS {
+        // A partial `dndSettings` replaces the whole object (the harsher reading of an
+        // undocumented behaviour): every channel not sent is gone.
         if let Some(v) = body.get(*field) {
             contact.insert(field.to_string(), v.clone());
         }
@@ -153,12 +238,12 @@ fn apply_fields(contact: &mut Map<String, Value>, body: &Value) {
     if let Some(email) = body.get("email").and_then(Value::as_str) {
         contact.insert("email".into(), Value::from(email.trim().to_lowercase()));
     }
-    // Writes take `{id|key, field_value}`; reads return `{id, value}`.
+    // Writes take `{id, field_value}`; reads return `{id, value}`.
     if let Some(fields) = body.get("customFields").and_then(Value::as_array) {
         let existing = contact.entry("customFields").or_insert_with(|| json!([]));
         let list = existing.as_array_mut().unwrap();
         for f in fields {
-            let Some(id) = f.get("id").or_else(|| f.get("key")).and_then(Value::as_str) else {
+            let Some(id) = f.get("id").and_then(Value::as_str) else {
                 continue;
             };
             let value = f
@@ -211,6 +296,9 @@ fn create(st: &mut State, body: &Value, location: &str) -> Reply {
     if body.get("locationId").and_then(Value::as_str).is_none() {
         return unprocessable(&["locationId should not be empty"]);
     }
+    if let Err(refusal) = check_custom_fields(st, body) {
+        return refusal;
+    }
     let contact = new_contact(st, body, location);
     Reply::json(201, json!({"contact": contact}))
 }
@@ -238,6 +326,9 @@ fn upsert(st: &mut State, body: &Value, location: &str) -> Reply {
     if body.get("locationId").and_then(Value::as_str).is_none() {
         return unprocessable(&["locationId should not be empty"]);
     }
+    if let Err(refusal) = check_custom_fields(st, body) {
+        return refusal;
+    }
     let existing = find_by(
         st,
         body.get("email").and_then(Value::as_str),
@@ -253,14 +344,10 @@ fn upsert(st: &mut State, body: &Value, location: &str) -> Reply {
                 .as_object_mut()
                 .unwrap();
             apply_fields(contact, body);
-            // Upsert adds the given tags to the existing ones.
-            let mut tags = normalise_tags(contact.get("tags"));
-            for t in normalise_tags(body.get("tags")) {
-                if !tags.contains(&t) {
-                    tags.push(t);
-                }
+            // "This field will overwrite all current tags" (UpsertContactDto.tags).
+            if body.get("tags").is_some() {
+                contact.insert("tags".into(), json!(normalise_tags(body.get("tags"))));
             }
-            contact.insert("tags".into(), json!(tags));
             Reply::json(
                 200,
                 json!({"new": false, "contact": Value::Object(contact.clone()), "traceId": trace}),
@@ -277,6 +364,9 @@ fn upsert(st: &mut State, body: &Value, location: &str) -> Reply {
 }
 
 fn update(st: &mut State, id: &str, body: &Value) -> Reply {
+    if let Err(refusal) = check_custom_fields(st, body) {
+        return refusal;
+    }
     let Some(contact) = st.ghl_contacts.get_mut(id).and_then(Value::as_object_mut) else {
         return error(400, "Contact not found");
     };

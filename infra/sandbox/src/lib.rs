@@ -9,6 +9,7 @@
 mod aloware;
 mod control;
 mod ghl;
+pub mod openapi;
 mod state;
 mod texting;
 

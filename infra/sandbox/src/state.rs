@@ -1,10 +1,50 @@
 //! The sandbox's in-memory world: provider records, the request log, faults, rate windows.
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::openapi::OpenApi;
+
+/// The custom fields a set-up location has for the middleware (README: "GHL custom
+/// fields"), seeded unless a test asks for an empty location.
+pub const SEEDED_CUSTOM_FIELDS: &[&str] = &[
+    "aloware_contact_id",
+    "intake_source",
+    "lead_source",
+    "df_origin_id",
+];
+
+/// `../shared/reference` (GHL's OpenAPI among it): `DF_REFERENCE_DIR`, else beside this
+/// checkout. Under `CI=true` its absence is fatal: CI has it, and a sandbox that cannot
+/// validate would pass requests GHL refuses.
+pub fn reference_dir() -> Option<PathBuf> {
+    let dir = std::env::var("DF_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/reference"
+            ))
+        });
+    if dir.join("ghl/openapi").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "{} is missing under CI=true: the sandbox validates GHL requests against it",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "df-sandbox: {} is absent: GHL requests are NOT validated against the OpenAPI",
+        dir.display()
+    );
+    None
+}
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub ghl_token: String,
@@ -14,6 +54,27 @@ pub struct SandboxConfig {
     /// GHL burst limit: requests per window per location.
     pub ghl_rate_max: usize,
     pub ghl_rate_window: Duration,
+    /// GHL's OpenAPI, when the reference data is present.
+    pub openapi: Option<Arc<OpenApi>>,
+    /// Start the location with the middleware's custom fields (a set-up location).
+    pub seed_custom_fields: bool,
+}
+
+impl std::fmt::Debug for OpenApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenApi({} operations)", self.operation_count())
+    }
+}
+
+/// GHL's OpenAPI from the reference directory, loaded once per process.
+pub fn ghl_openapi() -> Option<Arc<OpenApi>> {
+    static LOADED: std::sync::OnceLock<Option<Arc<OpenApi>>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let dir = reference_dir()?.join("ghl/openapi");
+            OpenApi::load(&dir).map(Arc::new)
+        })
+        .clone()
 }
 
 impl Default for SandboxConfig {
@@ -25,6 +86,8 @@ impl Default for SandboxConfig {
             texting_api_key: "sandbox-texting-key".into(),
             ghl_rate_max: 100,
             ghl_rate_window: Duration::from_secs(10),
+            openapi: ghl_openapi(),
+            seed_custom_fields: true,
         }
     }
 }
@@ -87,6 +150,12 @@ pub struct AppliedFault {
 pub struct State {
     pub config: SandboxConfig,
     pub ghl_contacts: BTreeMap<String, Value>,
+    /// The location's custom fields by opaque id (`{id, name, fieldKey, dataType, ...}`).
+    pub ghl_custom_fields: BTreeMap<String, Value>,
+    /// Requests that broke the provider's contract, with why.
+    pub violations: Vec<Value>,
+    /// How the Aloware phone lookup wraps its contact (`plain`, `contact`, `data`, `list`).
+    pub aloware_lookup_shape: String,
     pub ghl_notes: BTreeMap<String, Vec<Value>>,
     pub ghl_messages: Vec<Value>,
     pub aloware_contacts: BTreeMap<u64, Value>,
@@ -101,7 +170,10 @@ pub struct State {
 
 impl State {
     pub fn new(config: SandboxConfig) -> Self {
-        State {
+        let mut st = State {
+            ghl_custom_fields: BTreeMap::new(),
+            violations: Vec::new(),
+            aloware_lookup_shape: "plain".into(),
             config,
             ghl_contacts: BTreeMap::new(),
             ghl_notes: BTreeMap::new(),
@@ -114,7 +186,34 @@ impl State {
             faults: Vec::new(),
             rate_windows: HashMap::new(),
             next_id: 1000,
+        };
+        if st.config.seed_custom_fields {
+            for key in SEEDED_CUSTOM_FIELDS {
+                st.create_custom_field(key, "TEXT");
+            }
         }
+        st
+    }
+
+    /// A location custom field, as GHL creates one: an opaque id and a `contact.` key.
+    pub fn create_custom_field(&mut self, name: &str, data_type: &str) -> Value {
+        let id = self.ghl_id('f');
+        let slug: String = name
+            .trim()
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let field = json!({"id": id, "name": name, "fieldKey": format!("contact.{slug}"), "dataType": data_type,
+            "model": "contact", "locationId": self.config.ghl_location_id, "position": 0, "placeholder": ""});
+        self.ghl_custom_fields.insert(id, field.clone());
+        field
+    }
+
+    pub fn violation(&mut self, provider: &str, method: &str, path: &str, errors: Vec<String>) {
+        self.violations
+            .push(json!({"provider": provider, "method": method, "path": path,
+            "errors": errors, "at": chrono::Utc::now().to_rfc3339()}));
     }
 
     pub fn reset(&mut self) {

@@ -6,7 +6,8 @@ use std::{str::FromStr, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+
+pub use super::db_tls::{SslMode, TlsSettings};
 
 /// Default statement timeout: well inside the shortest function budget that uses it
 /// (the ingest store budget, `ingest::STORE_BUDGET`).
@@ -18,6 +19,8 @@ pub enum DbConfigError {
     BadUrl(tokio_postgres::Error),
     #[error("could not build the connection pool: {0}")]
     Pool(String),
+    #[error(transparent)]
+    Tls(#[from] super::db_tls::TlsError),
 }
 
 /// A database failure, told apart by what the caller should do about it.
@@ -91,17 +94,24 @@ impl From<PoolError> for DbError {
     }
 }
 
-pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbConfigError> {
-    pool_with(database_url, max_size, DEFAULT_STATEMENT_TIMEOUT)
-}
-
-pub fn pool_with(
+/// The driver's configuration and TLS connector for a URL: `sslmode` from the URL,
+/// else from `tls.mode`, else `prefer`; a statement timeout on every connection.
+fn configure(
     database_url: &str,
-    max_size: usize,
+    tls: &TlsSettings,
     statement_timeout: Duration,
-) -> Result<Pool, DbConfigError> {
-    let mut config =
-        tokio_postgres::Config::from_str(database_url).map_err(DbConfigError::BadUrl)?;
+) -> Result<
+    (
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
+    DbConfigError,
+> {
+    let (url, url_mode) = super::db_tls::split_sslmode(database_url)?;
+    let mode = url_mode.or(tls.mode).unwrap_or(SslMode::Prefer);
+    let (wire, connector) = super::db_tls::connector(mode, tls.ca_pem.as_deref())?;
+    let mut config = tokio_postgres::Config::from_str(&url).map_err(DbConfigError::BadUrl)?;
+    config.ssl_mode(wire);
     config.connect_timeout(Duration::from_secs(3));
     config.keepalives_idle(Duration::from_secs(30));
     // Sent in the startup packet: no extra round trip per connection.
@@ -111,9 +121,23 @@ pub fn pool_with(
         statement_timeout.as_millis()
     );
     config.options(options.trim());
+    Ok((config, connector))
+}
+
+pub fn pool(database_url: &str, max_size: usize, tls: &TlsSettings) -> Result<Pool, DbConfigError> {
+    pool_with(database_url, max_size, tls, DEFAULT_STATEMENT_TIMEOUT)
+}
+
+pub fn pool_with(
+    database_url: &str,
+    max_size: usize,
+    tls: &TlsSettings,
+    statement_timeout: Duration,
+) -> Result<Pool, DbConfigError> {
+    let (config, connector) = configure(database_url, tls, statement_timeout)?;
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector,
         ManagerConfig {
             // `Verified` would cost a round trip per checkout (the ingest path makes
             // one); a connection that died while Lambda was frozen fails its statement,
@@ -128,6 +152,20 @@ pub fn pool_with(
         .wait_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| DbConfigError::Pool(e.to_string()))
+}
+
+/// One connection outside any pool (migrations), with the same TLS rules; the driver
+/// task runs until the client is dropped.
+pub async fn connect(
+    database_url: &str,
+    tls: &TlsSettings,
+) -> Result<tokio_postgres::Client, DbError> {
+    // Migrations may run longer than a request's statement timeout allows.
+    let (config, connector) = configure(database_url, tls, Duration::from_secs(600))
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let (client, connection) = config.connect(connector).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// `SELECT 1` within a deadline; the health check's database probe.
@@ -164,11 +202,19 @@ mod tests {
 
     #[test]
     fn the_statement_timeout_travels_in_the_startup_options() {
-        assert!(pool_with(
-            "postgres://u@127.0.0.1:1/x?options=-c%20search_path%3Dp",
-            1,
-            Duration::from_secs(2)
+        let (config, _) = configure(
+            "postgres://u@127.0.0.1:1/x?options=-c%20search_path%3Dp&sslmode=disable",
+            &TlsSettings::default(),
+            Duration::from_secs(2),
         )
-        .is_ok());
+        .unwrap();
+        assert_eq!(
+            config.get_options(),
+            Some("-c search_path=p -c statement_timeout=2000")
+        );
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
     }
 }

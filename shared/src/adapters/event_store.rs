@@ -179,19 +179,33 @@ fn insert_sql<'a>(
     let fallback = p.bind(&v.fallback);
     let person = match kind {
         // One group per person across providers: the call's first stored event, then
-        // the phone of a known mapping, then what the body says.
-        EventKind::Webhook => format!(
-            "COALESCE(
-                (SELECT w.person_key FROM {t} w WHERE w.source = 'aloware'
-                   AND w.entity_type IN ('call', 'recording', 'transcription') AND w.entity_id = {}
-                   ORDER BY w.received_at LIMIT 1),
-                (SELECT m.phone_number FROM contact_mappings m WHERE m.ghl_contact_id = {}),
-                (SELECT m.phone_number FROM contact_mappings m WHERE m.aloware_contact_id = {}),
-                {fallback}::text)",
-            p.bind(&c.person.call_id),
-            p.bind(&c.person.ghl_contact_id),
-            p.bind(&c.person.aloware_contact_id),
-        ),
+        // the phone of a known mapping, then what the body says. Only the lookups the
+        // event has keys for are in the statement (each costs an index probe).
+        EventKind::Webhook => {
+            let mut lookups = Vec::new();
+            if let Some(call_id) = &c.person.call_id {
+                lookups.push(format!(
+                    "(SELECT w.person_key FROM {t} w WHERE w.source = 'aloware'
+                       AND w.entity_type IN ('call', 'recording', 'transcription') AND w.entity_id = {}
+                       ORDER BY w.received_at LIMIT 1)",
+                    p.bind(call_id)
+                ));
+            }
+            if let Some(id) = &c.person.ghl_contact_id {
+                lookups.push(format!(
+                    "(SELECT m.phone_number FROM contact_mappings m WHERE m.ghl_contact_id = {})",
+                    p.bind(id)
+                ));
+            }
+            if let Some(id) = &c.person.aloware_contact_id {
+                lookups.push(format!(
+                    "(SELECT m.phone_number FROM contact_mappings m WHERE m.aloware_contact_id = {})",
+                    p.bind(id)
+                ));
+            }
+            lookups.push(format!("{fallback}::text"));
+            format!("COALESCE({})", lookups.join(", "))
+        }
         _ => format!("{fallback}::text"),
     };
     let (columns, values) = match kind {

@@ -4,6 +4,8 @@
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
+use super::db::{self, DbError, TlsSettings};
+
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// Arbitrary constant shared by every runner of this schema ("dfmw" in ASCII).
@@ -13,6 +15,10 @@ const ADVISORY_LOCK_KEY: i64 = 0x6466_6d77;
 pub enum MigrateError {
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Connect(#[from] DbError),
+    #[error("DATABASE_URL must be a postgres:// URL with a database name")]
+    NotAUrl,
     #[error("migration {0} was changed after it was applied (checksum mismatch)")]
     Changed(String),
 }
@@ -66,28 +72,40 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<String>, MigrateError>
     Ok(newly)
 }
 
-/// Connect with a URL and migrate: the `migrate` command and the tests use this.
+/// Connect with a URL (and its TLS rules) and migrate: the `migrate` command and the
+/// tests use this.
 pub async fn run_url(database_url: &str) -> Result<Vec<String>, MigrateError> {
-    let (mut client, connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
-    let result = run(&mut client).await;
-    drop(client);
-    let _ = driver.await;
-    result
+    run_url_with(database_url, &TlsSettings::default()).await
+}
+
+pub async fn run_url_with(
+    database_url: &str,
+    tls: &TlsSettings,
+) -> Result<Vec<String>, MigrateError> {
+    let mut client = db::connect(database_url, tls).await?;
+    run(&mut client).await
 }
 
 /// Create the URL's database when it does not exist yet, through the server's
 /// `postgres` maintenance database. Returns whether it was created.
 pub async fn ensure_database(database_url: &str) -> Result<bool, MigrateError> {
-    let target: tokio_postgres::Config = database_url.parse()?;
-    let Some(name) = target.get_dbname().map(str::to_string) else {
-        return Ok(false);
+    ensure_database_with(database_url, &TlsSettings::default()).await
+}
+
+pub async fn ensure_database_with(
+    database_url: &str,
+    tls: &TlsSettings,
+) -> Result<bool, MigrateError> {
+    let (base, query) = match database_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (database_url, String::new()),
     };
-    let mut admin = target.clone();
-    admin.dbname("postgres");
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
+    let (server, name) = base.rsplit_once('/').ok_or(MigrateError::NotAUrl)?;
+    if name.is_empty() || !server.contains("://") {
+        return Err(MigrateError::NotAUrl);
+    }
+    let name = name.to_string();
+    let client = db::connect(&format!("{server}/postgres{query}"), tls).await?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await?
@@ -104,7 +122,5 @@ pub async fn ensure_database(database_url: &str) -> Result<bool, MigrateError> {
             }
         }
     }
-    drop(client);
-    let _ = driver.await;
     Ok(!exists)
 }

@@ -1,5 +1,6 @@
 //! Adapters: everything that talks to Postgres, SQS or Secrets Manager.
 pub mod db;
+pub mod db_tls;
 pub mod event_store;
 pub mod migrations;
 pub mod queue;

@@ -23,10 +23,30 @@ pub async fn mapping_by_ghl(pool: &Pool, ghl_id: &str) -> Result<Option<Mapping>
     mapping_where(pool, "ghl_contact_id", ghl_id).await
 }
 
+/// The mapping whose stored phone (E.164) is `phone`, then whose email is `email`
+/// (SPEC §6: mapping, then the mapped phone and email, then the provider).
+pub async fn mapping_by_phone_or_email(
+    pool: &Pool,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> Result<Option<Mapping>, DbError> {
+    if let Some(phone) = phone {
+        if let Some(m) = mapping_where(pool, "phone_number", phone).await? {
+            return Ok(Some(m));
+        }
+    }
+    match email {
+        Some(email) => mapping_where(pool, "email", &email.to_lowercase()).await,
+        None => Ok(None),
+    }
+}
+
 async fn mapping_where(pool: &Pool, column: &str, value: &str) -> Result<Option<Mapping>, DbError> {
     let client = pool.get().await?;
+    // `column` is one of this module's literals, never input.
     let sql = format!(
-        "SELECT aloware_contact_id, ghl_contact_id FROM contact_mappings WHERE {column} = $1"
+        "SELECT aloware_contact_id, ghl_contact_id FROM contact_mappings WHERE {column} = $1
+         ORDER BY updated_at DESC LIMIT 1"
     );
     let row = client.query_opt(&sql, &[&value]).await?;
     Ok(row.map(|r| Mapping {

@@ -118,11 +118,37 @@ impl Settings {
         self.get_or("DEFAULT_COUNTRY", "US").to_ascii_uppercase()
     }
 
+    /// How to reach Postgres over TLS: `DATABASE_SSLMODE` (when the URL names no
+    /// `sslmode`), and the CA bundle `verify-full` trusts: `DATABASE_CA_CERT` (PEM text)
+    /// or the file `DATABASE_CA_FILE`.
+    pub fn database_tls(&self) -> Result<db::TlsSettings, ConfigError> {
+        let mode = match self.get("DATABASE_SSLMODE") {
+            Some(m) => Some(m.parse().map_err(|reason| ConfigError::Invalid {
+                name: "DATABASE_SSLMODE",
+                reason,
+            })?),
+            None => None,
+        };
+        let ca_pem = match (self.get("DATABASE_CA_CERT"), self.get("DATABASE_CA_FILE")) {
+            (Some(pem), _) => Some(pem.to_string()),
+            (None, Some(path)) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                        name: "DATABASE_CA_FILE",
+                        reason: e.to_string(),
+                    })?,
+                )
+            }
+            (None, None) => None,
+        };
+        Ok(db::TlsSettings { mode, ca_pem })
+    }
+
     /// The pool (lazy: no connection is opened here).
     pub fn pool(&self) -> Result<deadpool_postgres::Pool, ConfigError> {
         let url = self.require("DATABASE_URL")?;
         let size = self.parse_or("DB_POOL_SIZE", 4usize)?;
-        db::pool(url, size).map_err(|e| ConfigError::Invalid {
+        db::pool(url, size, &self.database_tls()?).map_err(|e| ConfigError::Invalid {
             name: "DATABASE_URL",
             reason: e.to_string(),
         })

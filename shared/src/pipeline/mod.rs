@@ -15,7 +15,8 @@ use crate::sync::{SyncDeps, WebhookRouter};
 
 /// `process-webhook-events`: GHL and Aloware events through the sync routers.
 pub async fn webhook_consumer(s: &Settings) -> Result<Consumer<WebhookRouter>, ConfigError> {
-    let deps = SyncDeps::from_settings(s)?;
+    let mut deps = SyncDeps::from_settings(s)?;
+    deps.resolve_custom_fields().await?;
     Ok(Consumer {
         kind: EventKind::Webhook,
         pool: deps.pool.clone(),

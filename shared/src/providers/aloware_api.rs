@@ -1,16 +1,30 @@
 //! Aloware public API client (research/aloware.md §2): everything under
 //! `/api/v1/webhook/...`, `api_token` in the query (GET) or the JSON body (POST). Only
 //! endpoints that exist: forms, lookup by phone, power-dialer removal and clearing.
+//! Aloware publishes no rate limit: every call takes a token from a conservative
+//! bucket of its own (`ALOWARE_RATE_LIMIT_PER_10S`), shared by every function.
 use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::error::{Provider, ProviderError};
+use crate::adapters::rate_budget::RateBudget;
 
 #[derive(Clone)]
 pub struct AlowareClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    budget: Option<RateBudget>,
+}
+
+/// The bucket key of the account the token belongs to (the token itself is never
+/// stored: a hash prefix tells accounts apart).
+fn bucket_key(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "aloware:{}",
+        hex::encode(&Sha256::digest(token.as_bytes())[..6])
+    )
 }
 
 impl AlowareClient {
@@ -19,7 +33,14 @@ impl AlowareClient {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            budget: None,
         }
+    }
+
+    /// Meter every call through `budget`.
+    pub fn with_budget(mut self, budget: RateBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     async fn call(
@@ -30,6 +51,19 @@ impl AlowareClient {
         query: &[(&str, &str)],
         body: Option<Map<String, Value>>,
     ) -> Result<(u16, Value), ProviderError> {
+        if let Some(budget) = &self.budget {
+            budget
+                .acquire(&bucket_key(&self.token))
+                .await
+                .map_err(|e| ProviderError {
+                    provider: Provider::Aloware,
+                    operation: op,
+                    status: None,
+                    message: format!("rate budget: {e}"),
+                    retryable: true,
+                    retry_after: None,
+                })?;
+        }
         let url = format!("{}/api/v1/webhook/{path}", self.base);
         let mut req = self
             .http
@@ -69,7 +103,9 @@ impl AlowareClient {
         ProviderError::from_status(Provider::Aloware, op, status, &body.to_string())
     }
 
-    /// `POST forms`: create or update the contact keyed by `phone_number`.
+    /// `POST forms`: create or update the contact keyed by `phone_number`. Without
+    /// `force_update` an existing contact is refused (409); with it, the fields given
+    /// (only those) are overwritten.
     pub async fn upsert_form(&self, fields: Map<String, Value>) -> Result<(), ProviderError> {
         match self
             .call("forms", Method::POST, "forms", &[], Some(fields))
@@ -92,13 +128,14 @@ impl AlowareClient {
             )
             .await?
         {
-            (200, body) if body.is_object() => Ok(Some(body)),
+            (200, body) => Ok(contact_of_lookup(&body)),
             (404, _) => Ok(None),
             (status, body) => Err(Self::fail("lookup contact", status, &body)),
         }
     }
 
-    /// Aloware can only remove a contact from every power-dialer list at once.
+    /// Aloware can only remove a contact from every power-dialer list at once (lists
+    /// built by hand in Aloware included).
     pub async fn remove_from_all_lists(&self, contact_id: &str) -> Result<(), ProviderError> {
         let mut body = Map::new();
         body.insert("contact_id".into(), Value::from(contact_id));
@@ -115,5 +152,61 @@ impl AlowareClient {
             (200..=299, _) => Ok(()),
             (status, body) => Err(Self::fail("remove from lists", status, &body)),
         }
+    }
+}
+
+/// The contact of a phone lookup's 200 answer, whose shape Aloware does not document:
+/// the contact object itself (what the n8n node and S5 read), or wrapped as
+/// `{contact: {...}}`, `{data: {...}}`, `{data: [...]}` or a bare list.
+pub fn contact_of_lookup(v: &Value) -> Option<Value> {
+    let candidate = match v {
+        Value::Array(items) => items.first(),
+        Value::Object(o) if o.contains_key("id") => Some(v),
+        Value::Object(o) => {
+            o.get("contact")
+                .or_else(|| o.get("data"))
+                .and_then(|inner| match inner {
+                    Value::Array(items) => items.first(),
+                    other => Some(other),
+                })
+        }
+        _ => None,
+    }?;
+    (candidate.is_object() && candidate.get("id").is_some()).then(|| candidate.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lookups_are_read_in_every_shape() {
+        let c = json!({"id": 155091981, "phone_number": "+12025550177"});
+        for answer in [
+            c.clone(),
+            json!({"contact": c}),
+            json!({"data": c}),
+            json!({"data": [c]}),
+            json!([c]),
+        ] {
+            assert_eq!(contact_of_lookup(&answer), Some(c.clone()), "{answer}");
+        }
+        for nothing in [
+            json!({}),
+            json!([]),
+            json!({"data": []}),
+            json!({"message": "ok"}),
+            json!(null),
+        ] {
+            assert_eq!(contact_of_lookup(&nothing), None, "{nothing}");
+        }
+    }
+
+    #[test]
+    fn buckets_never_carry_the_token() {
+        let key = bucket_key("secret-token");
+        assert!(key.starts_with("aloware:") && !key.contains("secret"));
+        assert_ne!(key, bucket_key("other-token"));
     }
 }

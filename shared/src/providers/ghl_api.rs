@@ -1,12 +1,13 @@
 //! GHL API v2 client (research/ghl.md §1–2): Bearer token, `Version` header, every call
 //! metered by the location's shared rate budget, which the `X-RateLimit-*` answers tighten.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::error::{Provider, ProviderError};
-use super::segment;
+use super::segment as path_segment;
 use crate::adapters::rate_budget::RateBudget;
 
 const CONTACTS_VERSION: &str = "2021-07-28";
@@ -114,7 +115,10 @@ impl GhlClient {
             .call(
                 "get contact",
                 Method::GET,
-                &format!("/contacts/{}", segment(id)),
+                &format!(
+                    "/contacts/{}",
+                    path_segment(Provider::Ghl, "get contact", id)?
+                ),
                 &[],
                 None,
             )
@@ -124,6 +128,25 @@ impl GhlClient {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `POST /contacts/`: a new contact. Safe for `tags`: a create never touches an
+    /// existing contact's tags (an upsert's `tags` would replace them).
+    pub async fn create_contact(&self, fields: &Value) -> Result<Value, ProviderError> {
+        let mut body = fields.clone();
+        body["locationId"] = Value::from(self.location_id.clone());
+        let v = self
+            .call(
+                "create contact",
+                Method::POST,
+                "/contacts/",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        v.get("contact").cloned().ok_or_else(|| {
+            ProviderError::unexpected_body(Provider::Ghl, "create contact", &v.to_string())
+        })
     }
 
     /// `POST /contacts/upsert`: `(created, contact)`.
@@ -155,7 +178,10 @@ impl GhlClient {
             .call(
                 "update contact",
                 Method::PUT,
-                &format!("/contacts/{}", segment(id)),
+                &format!(
+                    "/contacts/{}",
+                    path_segment(Provider::Ghl, "update contact", id)?
+                ),
                 &[],
                 Some(fields),
             )
@@ -167,7 +193,10 @@ impl GhlClient {
         self.call(
             "add tags",
             Method::POST,
-            &format!("/contacts/{}/tags", segment(id)),
+            &format!(
+                "/contacts/{}/tags",
+                path_segment(Provider::Ghl, "add tags", id)?
+            ),
             &[],
             Some(&json!({"tags": tags})),
         )
@@ -179,7 +208,10 @@ impl GhlClient {
         self.call(
             "remove tags",
             Method::DELETE,
-            &format!("/contacts/{}/tags", segment(id)),
+            &format!(
+                "/contacts/{}/tags",
+                path_segment(Provider::Ghl, "remove tags", id)?
+            ),
             &[],
             Some(&json!({"tags": tags})),
         )
@@ -193,7 +225,10 @@ impl GhlClient {
             .call(
                 "create note",
                 Method::POST,
-                &format!("/contacts/{}/notes", segment(contact_id)),
+                &format!(
+                    "/contacts/{}/notes",
+                    path_segment(Provider::Ghl, "create note", contact_id)?
+                ),
                 &[],
                 Some(&json!({"body": body})),
             )
@@ -212,7 +247,10 @@ impl GhlClient {
             .call(
                 "list notes",
                 Method::GET,
-                &format!("/contacts/{}/notes", segment(contact_id)),
+                &format!(
+                    "/contacts/{}/notes",
+                    path_segment(Provider::Ghl, "list notes", contact_id)?
+                ),
                 &[],
                 None,
             )
@@ -231,8 +269,8 @@ impl GhlClient {
     ) -> Result<(), ProviderError> {
         let path = format!(
             "/contacts/{}/notes/{}",
-            segment(contact_id),
-            segment(note_id)
+            path_segment(Provider::Ghl, "update note", contact_id)?,
+            path_segment(Provider::Ghl, "update note", note_id)?
         );
         self.call(
             "update note",
@@ -245,29 +283,108 @@ impl GhlClient {
         .map(|_| ())
     }
 
-    /// `GET /contacts/search/duplicate` with the phone and the email in one request
-    /// (GHL applies the location's duplicate rules: email first, then phone).
+    /// `GET /contacts/search/duplicate`, by phone first, then by email (SPEC §6: one
+    /// key per request, so GHL's "email first" rule does not decide for us). Costs a
+    /// second call only when the phone finds nobody and an email is known.
     pub async fn find_duplicate(
         &self,
         phone: Option<&str>,
         email: Option<&str>,
     ) -> Result<Option<Value>, ProviderError> {
-        let mut query = vec![("locationId", self.location_id.as_str())];
-        query.extend(phone.map(|p| ("number", p)));
-        query.extend(email.map(|e| ("email", e)));
-        if query.len() == 1 {
-            return Ok(None);
+        for (param, value) in [("number", phone), ("email", email)] {
+            let Some(value) = value else { continue };
+            let query = [("locationId", self.location_id.as_str()), (param, value)];
+            let v = self
+                .call(
+                    "find duplicate",
+                    Method::GET,
+                    "/contacts/search/duplicate",
+                    &query,
+                    None,
+                )
+                .await?;
+            if let Some(contact) = duplicate_of(&v) {
+                return Ok(Some(contact));
+            }
         }
+        Ok(None)
+    }
+
+    /// `GET /locations/{id}/customFields?model=contact`.
+    pub async fn list_custom_fields(&self) -> Result<Vec<Value>, ProviderError> {
+        let location = path_segment(Provider::Ghl, "list custom fields", &self.location_id)?;
+        let path = format!("/locations/{location}/customFields");
         let v = self
             .call(
-                "find duplicate",
+                "list custom fields",
                 Method::GET,
-                "/contacts/search/duplicate",
-                &query,
+                &path,
+                &[("model", "contact")],
                 None,
             )
             .await?;
-        Ok(v.get("contact").filter(|c| c.is_object()).cloned())
+        Ok(v.get("customFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `POST /locations/{id}/customFields`: a TEXT field on contacts named `key` (GHL
+    /// derives the field key `contact.<key>` from the name).
+    pub async fn create_custom_field(&self, key: &str) -> Result<Value, ProviderError> {
+        let location = path_segment(Provider::Ghl, "create custom field", &self.location_id)?;
+        let path = format!("/locations/{location}/customFields");
+        let body = json!({"name": key, "dataType": "TEXT", "model": "contact"});
+        let v = self
+            .call("create custom field", Method::POST, &path, &[], Some(&body))
+            .await?;
+        v.get("customField").cloned().ok_or_else(|| {
+            ProviderError::unexpected_body(Provider::Ghl, "create custom field", &v.to_string())
+        })
+    }
+
+    /// The ids of the custom fields `keys` (GHL writes custom fields by opaque id),
+    /// created when missing and `create` is set; otherwise the missing keys are named.
+    pub async fn resolve_custom_fields(
+        &self,
+        keys: &[&str],
+        create: bool,
+    ) -> Result<CustomFieldIds, CustomFieldError> {
+        let existing = self.list_custom_fields().await?;
+        let mut ids = BTreeMap::new();
+        for field in &existing {
+            let key = field
+                .get("fieldKey")
+                .and_then(Value::as_str)
+                .map(|k| k.trim_start_matches("contact.").to_string());
+            if let (Some(key), Some(id)) = (key, field.get("id").and_then(Value::as_str)) {
+                if keys.contains(&key.as_str()) {
+                    ids.insert(key, id.to_string());
+                }
+            }
+        }
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !ids.contains_key(*k))
+            .collect();
+        if !missing.is_empty() && !create {
+            return Err(CustomFieldError::Missing(
+                missing.iter().map(|k| k.to_string()).collect(),
+            ));
+        }
+        for key in missing {
+            let field = self.create_custom_field(key).await?;
+            let id = field.get("id").and_then(Value::as_str).ok_or_else(|| {
+                ProviderError::unexpected_body(
+                    Provider::Ghl,
+                    "create custom field",
+                    &field.to_string(),
+                )
+            })?;
+            ids.insert(key.to_string(), id.to_string());
+        }
+        Ok(CustomFieldIds(ids))
     }
 
     /// One page of `POST /contacts/search` filtered by tag: `(contacts, total)`.
@@ -300,7 +417,84 @@ impl GhlClient {
     }
 }
 
+/// The custom fields the middleware writes on GHL contacts, by key (GHL's field key is
+/// `contact.<key>`). README "GHL custom fields" lists them.
+pub const SYNC_CUSTOM_FIELDS: &[&str] = &["aloware_contact_id", "intake_source", "lead_source"];
+
+/// Key → opaque field id in the location.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomFieldIds(pub BTreeMap<String, String>);
+
+impl CustomFieldIds {
+    /// A write item `{id, field_value}` for `key`, when the location has the field.
+    pub fn item(&self, key: &str, value: &str) -> Option<Value> {
+        self.0
+            .get(key)
+            .map(|id| json!({"id": id, "field_value": value}))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CustomFieldError {
+    #[error(
+        "GHL location lacks the custom fields {0:?} the sync writes: create them (TEXT, on contacts) or set GHL_CREATE_CUSTOM_FIELDS=true"
+    )]
+    Missing(Vec<String>),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// The contact in a duplicate-search answer, whose 200 shape GHL does not document:
+/// `{contact: {...}}` (what GHL is seen to send), `{contacts: [...]}`, or the contact
+/// itself. `{contact: null}`, `{}` and `{contacts: []}` mean nobody.
+pub fn duplicate_of(v: &Value) -> Option<Value> {
+    let contact = v
+        .get("contact")
+        .filter(|c| c.is_object())
+        .or_else(|| {
+            v.get("contacts")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+        })
+        .or_else(|| v.get("id").is_some().then_some(v))?;
+    contact.get("id").is_some().then(|| contact.clone())
+}
+
 fn is_not_found(e: &ProviderError) -> bool {
     e.status == Some(404)
         || (e.status == Some(400) && e.message.to_ascii_lowercase().contains("not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_search_answers_in_every_shape() {
+        let c = json!({"id": "c1", "phone": "+12025550177"});
+        for answer in [json!({"contact": c}), json!({"contacts": [c]}), c.clone()] {
+            assert_eq!(duplicate_of(&answer), Some(c.clone()), "{answer}");
+        }
+        for nobody in [
+            json!({"contact": null}),
+            json!({}),
+            json!({"contacts": []}),
+            json!({"contact": {}}),
+        ] {
+            assert_eq!(duplicate_of(&nobody), None, "{nobody}");
+        }
+    }
+
+    #[test]
+    fn custom_fields_are_written_by_id() {
+        let ids = CustomFieldIds(BTreeMap::from([(
+            "lead_source".to_string(),
+            "f9".to_string(),
+        )]));
+        assert_eq!(
+            ids.item("lead_source", "Ads"),
+            Some(json!({"id": "f9", "field_value": "Ads"}))
+        );
+        assert_eq!(ids.item("intake_source", "x"), None);
+    }
 }

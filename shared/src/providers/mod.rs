@@ -7,15 +7,32 @@ pub mod texting_api;
 
 pub use error::{Provider, ProviderError};
 
-/// One URL path segment: ids from webhook bodies are percent-encoded so that an id such
-/// as `x/notes` or `..` stays inside its segment and cannot steer a request elsewhere.
-pub fn segment(id: &str) -> String {
+/// One URL path segment from an id. Ids come from webhook bodies: everything but the
+/// unreserved characters is percent-encoded, so `x/notes` or `a?b` stays inside its
+/// segment; ids that are empty or only dots are refused, because URL parsers treat
+/// `..` and `%2E%2E` alike as "go up" (WHATWG URL), which no encoding prevents.
+pub fn segment(
+    provider: Provider,
+    operation: &'static str,
+    id: &str,
+) -> Result<String, ProviderError> {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    // Unreserved characters (RFC 3986) stay as they are; everything else is encoded.
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
-    let encoded = utf8_percent_encode(id, SEGMENT).to_string();
-    // `.` alone or `..` would still be a dot-segment: encode dots too.
-    encoded.replace('.', "%2E")
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'.');
+    if id.is_empty() || id.chars().all(|c| c == '.') || id.len() > 200 {
+        return Err(ProviderError {
+            provider,
+            operation,
+            status: None,
+            message: "refused an id that is not a usable path segment".into(),
+            retryable: false,
+            retry_after: None,
+        });
+    }
+    Ok(utf8_percent_encode(id, SEGMENT).to_string())
 }
 
 /// One shared HTTP client per process: connection reuse across invocations.
@@ -29,11 +46,17 @@ pub fn http_client() -> reqwest::Client {
 
 #[cfg(test)]
 mod tests {
+    use super::{segment, Provider};
+
     #[test]
     fn ids_stay_inside_their_segment() {
-        assert_eq!(super::segment("abc-DEF_9"), "abc-DEF_9");
-        assert_eq!(super::segment("x/notes"), "x%2Fnotes");
-        assert_eq!(super::segment(".."), "%2E%2E");
-        assert_eq!(super::segment("a?b#c"), "a%3Fb%23c");
+        let s = |id: &str| segment(Provider::Ghl, "op", id);
+        assert_eq!(s("abc-DEF_9").unwrap(), "abc-DEF_9");
+        assert_eq!(s("x/notes").unwrap(), "x%2Fnotes");
+        assert_eq!(s("a?b#c").unwrap(), "a%3Fb%23c");
+        assert_eq!(s("v1.2").unwrap(), "v1.2");
+        for bad in ["", ".", "..", "..."] {
+            assert!(s(bad).is_err(), "{bad:?}");
+        }
     }
 }

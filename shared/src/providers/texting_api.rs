@@ -89,7 +89,10 @@ impl TextingClient {
             .call(
                 "get message",
                 Method::GET,
-                &format!("/messages/{}", super::segment(id)),
+                &format!(
+                    "/messages/{}",
+                    super::segment(Provider::Texting, "get message", id)?
+                ),
                 None,
             )
             .await

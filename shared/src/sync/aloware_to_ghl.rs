@@ -29,8 +29,10 @@ fn body_of(event: &EventRow) -> &Value {
     event.payload.get("body").unwrap_or(&event.payload)
 }
 
-/// GHL write body for a new contact: fields, tags and the Aloware custom fields.
+/// GHL write body for a new contact: fields, tags and the Aloware custom fields
+/// (written by their ids in the location).
 fn new_contact_body(
+    deps: &SyncDeps,
     incoming: &Contact,
     aloware_id: Option<&str>,
     source: &Value,
@@ -41,16 +43,18 @@ fn new_contact_body(
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     let mut tags: Vec<String> = extra_tags.to_vec();
-    let mut custom = Vec::new();
-    if let Some(id) = aloware_id {
-        custom.push(json!({"key": "aloware_contact_id", "field_value": id}));
-    }
-    if let Some(intake) = text(source.get("intake_source")) {
-        custom.push(json!({"key": "intake_source", "field_value": intake}));
-    }
-    if let Some(lead) = &incoming.lead_source {
-        custom.push(json!({"key": "lead_source", "field_value": lead}));
-    }
+    let fields = &deps.custom_fields;
+    let custom: Vec<Value> = [
+        aloware_id.and_then(|id| fields.item("aloware_contact_id", id)),
+        text(source.get("intake_source")).and_then(|v| fields.item("intake_source", v)),
+        incoming
+            .lead_source
+            .as_deref()
+            .and_then(|v| fields.item("lead_source", v)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if incoming.dnc == Some(true) {
         body.insert("dndSettings".into(), json!({"Call": {"status": "active"}}));
         tags.push("DNC".into());
@@ -106,6 +110,16 @@ async fn sync_contact(
             .and_then(|m| m.ghl_contact_id),
         None => None,
     };
+    let mapped = match mapped {
+        Some(id) => Some(id),
+        None => sync_store::mapping_by_phone_or_email(
+            &deps.pool,
+            incoming.phone.as_deref(),
+            incoming.email.as_deref(),
+        )
+        .await?
+        .and_then(|m| m.ghl_contact_id),
+    };
     // Under policy `aloware`, GHL's upsert (which matches by email / phone and
     // overwrites) is exactly the policy: one call. Otherwise look first, so that
     // existing GHL values are merged, not overwritten.
@@ -146,17 +160,26 @@ async fn create_contact(
             "Aloware contact has neither phone nor email".into(),
         ));
     }
-    let mut body = new_contact_body(incoming, aloware_id, source, &[]);
-    // Unsearched (policy aloware), the upsert may land on an existing contact, and
-    // upsert `tags` replace all of a contact's tags: tags go through the additive
-    // tags endpoint instead.
+    let mut body = new_contact_body(deps, incoming, aloware_id, source, &[]);
+    // Policy aloware skips the search: GHL's upsert (match by email / phone, overwrite)
+    // is the policy, one call. It may land on an existing contact, whose tags an
+    // upsert's `tags` would replace: tags go through the additive tags endpoint. After a
+    // search that found nobody, a create carries everything.
     let unsearched_tags = match (deps.policy, body.as_object_mut()) {
         (Policy::Aloware, Some(fields)) => fields.remove("tags"),
         _ => None,
     };
-    let (_, contact) = deps.ghl.upsert_contact(&marked(deps, origin, body)).await?;
+    let contact = match deps.policy {
+        Policy::Aloware => {
+            deps.ghl
+                .upsert_contact(&marked(deps, origin, body))
+                .await?
+                .1
+        }
+        _ => deps.ghl.create_contact(&marked(deps, origin, body)).await?,
+    };
     let ghl_id = Contact::ghl_id(&contact)
-        .ok_or_else(|| SyncError::Invalid("GHL upsert returned no id".into()))?;
+        .ok_or_else(|| SyncError::Invalid("GHL returned a contact without id".into()))?;
     let mut written = Contact::from_ghl(&contact, &deps.default_country);
     if let Some(tags) = unsearched_tags {
         let tags: Vec<String> = serde_json::from_value(tags).unwrap_or_default();
@@ -239,9 +262,9 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
     }
 }
 
-/// The GHL contact a call belongs to: mapping (by Aloware id, then by phone), else
-/// duplicate search, else one upsert that also carries the call tags. Returns the id
-/// and whether the call tags were written with it.
+/// The GHL contact a call belongs to: mapping (by Aloware id, then by the mapped phone
+/// and email), else GHL's duplicate search, else one create that also carries the call
+/// tags. Returns the id and whether the call tags were written with it.
 async fn call_contact(
     deps: &SyncDeps,
     body: &Value,
@@ -266,6 +289,16 @@ async fn call_contact(
             return Ok((ghl_id, false));
         }
     }
+    if let Some(ghl_id) = sync_store::mapping_by_phone_or_email(
+        &deps.pool,
+        incoming.phone.as_deref(),
+        incoming.email.as_deref(),
+    )
+    .await?
+    .and_then(|m| m.ghl_contact_id)
+    {
+        return Ok((ghl_id, false));
+    }
     if incoming.phone.is_none() && incoming.email.is_none() {
         return Err(SyncError::Invalid(
             "cannot find the call's contact: no mapping, phone or email".into(),
@@ -279,16 +312,16 @@ async fn call_contact(
         Some(id) => (id, false),
         None => {
             let source = contact.cloned().unwrap_or(Value::Null);
-            let (_, created) = deps
-                .ghl
-                .upsert_contact(&marked(
-                    deps,
-                    origin,
-                    new_contact_body(&incoming, aloware_id.as_deref(), &source, &facts.tags()),
-                ))
-                .await?;
+            let body = new_contact_body(
+                deps,
+                &incoming,
+                aloware_id.as_deref(),
+                &source,
+                &facts.tags(),
+            );
+            let created = deps.ghl.create_contact(&marked(deps, origin, body)).await?;
             let id = Contact::ghl_id(&created)
-                .ok_or_else(|| SyncError::Invalid("GHL upsert returned no id".into()))?;
+                .ok_or_else(|| SyncError::Invalid("GHL returned a contact without id".into()))?;
             (id, true)
         }
     };

@@ -91,7 +91,17 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
             sync_store::record_fingerprint(&deps.pool, "aloware", id, &fingerprint(&resulting))
                 .await?;
         }
-        deps.aloware.upsert_form(form).await?;
+        match deps.aloware.upsert_form(form).await {
+            Ok(()) => {}
+            // Created as new because the lookup found nobody, yet Aloware has the
+            // contact: its values were never read, so they are not overwritten blindly.
+            Err(e) if e.status == Some(409) && current.is_none() => {
+                return Err(SyncError::Invalid(
+                    "Aloware has a contact with this phone (forms: 409) that its phone lookup does not return; not overwriting it unread".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
         if aloware_id.is_none() {
             aloware_id = deps
                 .aloware

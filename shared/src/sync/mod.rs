@@ -17,7 +17,7 @@ use crate::domain::retry::FailureClass;
 use crate::lambda::{ConfigError, Settings};
 use crate::pipeline::Router;
 use crate::providers::aloware_api::AlowareClient;
-use crate::providers::ghl_api::{GhlApiConfig, GhlClient};
+use crate::providers::ghl_api::{CustomFieldIds, GhlApiConfig, GhlClient, SYNC_CUSTOM_FIELDS};
 use crate::providers::ProviderError;
 
 /// Everything a router needs, built once per cold start.
@@ -33,9 +33,32 @@ pub struct SyncDeps {
     pub list_map: BTreeMap<String, String>,
     /// `WRITE_ORIGIN_MARKERS`: tag GHL writes with the event id (detection is always on).
     pub write_origin_markers: bool,
+    /// The ids of the GHL custom fields the sync writes ([`SyncDeps::resolve_custom_fields`]).
+    pub custom_fields: CustomFieldIds,
+    /// `GHL_CREATE_CUSTOM_FIELDS`: create missing custom fields instead of refusing to start.
+    pub create_custom_fields: bool,
 }
 
 impl SyncDeps {
+    /// Resolve the custom fields once per cold start (GHL writes them by opaque id):
+    /// created when missing only if `GHL_CREATE_CUSTOM_FIELDS=true`, else the cold start
+    /// fails naming the missing fields.
+    pub async fn resolve_custom_fields(&mut self) -> Result<(), ConfigError> {
+        let mut keys: Vec<&str> = SYNC_CUSTOM_FIELDS.to_vec();
+        if self.write_origin_markers {
+            keys.push(crate::domain::origin::GHL_FIELD_KEY);
+        }
+        self.custom_fields = self
+            .ghl
+            .resolve_custom_fields(&keys, self.create_custom_fields)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: "GHL custom fields",
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         let pool = s.pool()?;
         let per_10s = s.parse_or("GHL_RATE_LIMIT_PER_10S", 90u32)?;
@@ -52,11 +75,20 @@ impl SyncDeps {
             },
             budget,
         );
+        // Aloware publishes no limit: 1 call/s sustained, a burst of 5, by default.
+        let aloware_per_10s = s.parse_or("ALOWARE_RATE_LIMIT_PER_10S", 10u32)?;
+        let aloware_budget = RateBudget::new(
+            pool.clone(),
+            aloware_per_10s,
+            aloware_per_10s + 5,
+            Duration::from_secs(10),
+        );
         let aloware = AlowareClient::new(
             http,
             s.get_or("ALOWARE_BASE_URL", "https://app.aloware.com"),
             s.require("ALOWARE_API_TOKEN")?,
-        );
+        )
+        .with_budget(aloware_budget);
         let policy: Policy = s
             .get_or("CONTACT_SOURCE_OF_TRUTH", "merge")
             .parse()
@@ -73,6 +105,8 @@ impl SyncDeps {
             echo_window_seconds: s.parse_or("ECHO_WINDOW_SECONDS", 600i64)?,
             list_map: parse_list_map(s.get_or("ALOWARE_LIST_MAP", "{}"))?,
             write_origin_markers: s.parse_or("WRITE_ORIGIN_MARKERS", false)?,
+            custom_fields: CustomFieldIds::default(),
+            create_custom_fields: s.parse_or("GHL_CREATE_CUSTOM_FIELDS", false)?,
         })
     }
 }
@@ -176,9 +210,12 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
 
 /// `body` with the origin marker custom field of event `origin`, when markers are on.
 pub(crate) fn marked(deps: &SyncDeps, origin: uuid::Uuid, mut body: Value) -> Value {
-    if deps.write_origin_markers {
-        use crate::domain::origin::{marker, GHL_FIELD_KEY};
-        let field = serde_json::json!({"key": GHL_FIELD_KEY, "field_value": marker(origin)});
+    use crate::domain::origin::{marker, GHL_FIELD_KEY};
+    let field = deps
+        .write_origin_markers
+        .then(|| deps.custom_fields.item(GHL_FIELD_KEY, &marker(origin)))
+        .flatten();
+    if let Some(field) = field {
         match body.get_mut("customFields").and_then(Value::as_array_mut) {
             Some(fields) => fields.push(field),
             None => body["customFields"] = serde_json::json!([field]),

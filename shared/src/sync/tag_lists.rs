@@ -53,6 +53,8 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
             None => return Ok(Outcome::Skipped("contact no longer exists in GHL".into())),
         },
     };
+    // Aloware refuses `forms` for an existing contact without `force_update` (409), and
+    // with it overwrites what it is given: only the phone (the key) and the lists.
     let form = |list_ids: Vec<&String>| {
         let mut f = Map::new();
         f.insert("phone_number".into(), Value::from(phone.clone()));
@@ -60,6 +62,7 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
             "list_ids".into(),
             Value::from(list_ids.into_iter().cloned().collect::<Vec<_>>().join(",")),
         );
+        f.insert("force_update".into(), Value::from(true));
         f
     };
     if !removed.is_empty() {

@@ -4,6 +4,8 @@
 //! Postgres and the emulator.
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
