@@ -30,20 +30,32 @@ run_readme_examples() {
   local t0=$SECONDS
   out="$(bash "$script")"; echo "$out"
   check "health is ok" '[[ "$out" == *"\"status\":\"ok\""* ]]'
-  check "four webhooks stored and queued" '[ "$(grep -o "\"queued\":true" <<<"$out" | wc -l)" = 4 ]'
+  check "six webhooks stored and queued" '[ "$(grep -o "\"queued\":true" <<<"$out" | wc -l)" = 6 ]'
 
-  # The consumer (through the bridge) applies them to the sandbox.
+  # The consumers (through the bridge) apply them to the sandbox.
   for i in $(seq 1 120); do
-    state="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/state")"
-    [ "$(sql "SELECT count(*) FROM webhook_events WHERE status IN ('done','skipped','error')")" = 3 ] && break
+    [ "$(sql "SELECT (SELECT count(*) FROM webhook_events WHERE status IN ('done','skipped','error','failed')) + (SELECT count(*) FROM texting_webhook_events WHERE status IN ('done','skipped','error','failed'))")" = 6 ] && break
     sleep 1
   done
   echo "applied within $((SECONDS - t0)) s of the first curl (includes the consumer's first start under cargo lambda watch)"
   echo "events: $(sql "SELECT string_agg(event_type || '=' || status, ', ' ORDER BY received_at) FROM webhook_events")"
+  echo "texting events: $(sql "SELECT string_agg(event_type || '=' || status || coalesce(' (' || error_message || ')', ''), ', ' ORDER BY received_at) FROM texting_webhook_events")"
   check "the three GHL/Aloware events are done" '[ "$(sql "SELECT count(*) FROM webhook_events WHERE status = '"'"'done'"'"'")" = 3 ]'
   state="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/state")"
-  check "GHL has Test Merchant with one call note" \
-    '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); c=[c for c in s[\"ghl\"][\"contacts\"] if c.get(\"firstName\")==\"Test\"]; n=[n for ns in s[\"ghl\"][\"notes\"].values() for n in ns]; sys.exit(not (len(c)==1 and \"call: no answer\" in c[0][\"tags\"] and len(n)==1 and \"No Answer\" in n[0][\"body\"]))" <<<"$state"'
+  check "GHL has Test Merchant with one call note and one SMS note" \
+    '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); c=[c for c in s[\"ghl\"][\"contacts\"] if c.get(\"firstName\")==\"Test\"]; n=s[\"ghl\"][\"notes\"].get(c[0][\"id\"], []) if c else []; calls=[x for x in n if x[\"body\"].startswith(\"[Call]\") and \"No Answer\" in x[\"body\"]]; sms=[x for x in n if x[\"body\"].startswith(\"[SMS][Inbound] 2026-11-22 10:00:00 UTC\")]; sys.exit(not (len(c)==1 and \"call: no answer\" in c[0][\"tags\"] and len(calls)==1 and len(sms)==1 and len(n)==2))" <<<"$state"'
+  check "the seed's texting examples are done" '[ "$(sql "SELECT count(*) FROM texting_webhook_events WHERE status = '"'"'done'"'"'")" = 3 ]'
+  check "GHL has +16195550111 with two SMS notes, SMS DND on and both opt-out tags" \
+    '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); c=[c for c in s[\"ghl\"][\"contacts\"] if c.get(\"phone\")==\"+16195550111\"]; n=s[\"ghl\"][\"notes\"].get(c[0][\"id\"], []) if c else []; sys.exit(not (len(c)==1 and c[0][\"dndSettings\"][\"SMS\"][\"status\"]==\"active\" and {\"dnc-sms\",\"sms opted out\"} <= set(c[0][\"tags\"]) and len(n)==2 and any(\"Hey, I have a question about my investment\" in x[\"body\"] for x in n)))" <<<"$state"'
+  check "one STOP confirmation sent, from the number texted" \
+    '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); m=s[\"texting\"][\"messages\"]; sys.exit(not (len(m)==1 and m[0][\"to\"]==\"+16195550111\" and m[0][\"from\"]==\"+18885550123\"))" <<<"$state"'
+  local audit
+  audit="$(curl -s -H "x-df-admin-secret: $DF_ADMIN_SECRET" "http://127.0.0.1:$port/api/admin/optouts?phone=%2B16195550111")"
+  echo "admin optouts: $audit"
+  check "the admin route shows the opt-out, masked" \
+    '[[ "$audit" == *"\"status\":\"opted_out\""* && "$audit" == *"\"phone\":\"***0111\""* && "$audit" == *"confirmation: sent"* && "$audit" != *"16195550111"* ]]'
+  check "the admin route refuses a wrong secret" \
+    '[ "$(curl -s -o /dev/null -w "%{http_code}" -H "x-df-admin-secret: nope" "http://127.0.0.1:$port/api/admin/optouts?phone=%2B16195550111")" = 401 ]'
   check "Aloware has John Deo" \
     '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); sys.exit(not any(c.get(\"first_name\")==\"John\" and c[\"phone_number\"]==\"+12025550199\" for c in s[\"aloware\"][\"contacts\"]))" <<<"$state"'
 
@@ -51,12 +63,11 @@ run_readme_examples() {
     "http://127.0.0.1:$sandbox_port" "$ALOWARE_WEBHOOK_BASIC_USER" "$ALOWARE_WEBHOOK_BASIC_PASS" 10 ||
     { failed=$((failed+1)); echo "FAILED: local latency run" >&2; }
   out="$(bash "$script")"
-  check "the same examples again are duplicates" '[ "$(grep -o "\"duplicate\":true" <<<"$out" | wc -l)" = 4 ]'
-  check "the texting event waits, pending, for its consumer" '[ "$(sql "SELECT count(*) FROM texting_webhook_events WHERE status = '"'"'pending'"'"'")" = 1 ]'
+  check "the same examples again are duplicates" '[ "$(grep -o "\"duplicate\":true" <<<"$out" | wc -l)" = 6 ]'
   local depths
   depths="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" depths | grep "smoke-$$-" | grep -v dlq)"
-  check "webhook-events drained, one message on texting-events" \
-    'grep -q "webhook-events.fifo: 0 visible, 0 in flight" <<<"$depths" && grep -q "texting-events.fifo: 1 visible" <<<"$depths"'
+  check "both queues drained" \
+    'grep -q "webhook-events.fifo: 0 visible, 0 in flight" <<<"$depths" && grep -q "texting-events.fifo: 0 visible, 0 in flight" <<<"$depths"'
   local violations
   violations="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/violations")"
   check "no request the real providers would refuse (sandbox violations: $violations)" '[ "$violations" = "[]" ]'

@@ -10,9 +10,6 @@ use std::sync::{Arc, Mutex};
 use common::world::*;
 use common::*;
 use df_sandbox::SandboxConfig;
-use df_shared::domain::EventKind;
-use df_shared::ingest::webhook_texting::{self as texting, TextingWebhookAuth};
-use df_shared::ingest::Ingest;
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -49,9 +46,12 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         .try_init()
         .expect("this test binary installs the only subscriber");
 
-    let w = World::with(
+    let w = World::with_texting(
         SandboxConfig::default(),
-        &[("WRITE_ORIGIN_MARKERS", "true")],
+        &[
+            ("WRITE_ORIGIN_MARKERS", "true"),
+            ("TEXTING_STOP_CONFIRMATION", "You are unsubscribed."),
+        ],
     )
     .await;
     w.sandbox_post(
@@ -87,25 +87,29 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         "customData": {"event": "ContactUpdate"}}),
     )
     .await;
-    let texting_ingest = Ingest {
-        kind: EventKind::Texting,
-        ..w.stack.ingest.clone()
-    };
-    let texting_auth = TextingWebhookAuth::from_settings(&w.stack.settings).unwrap();
-    let sms = post(
-        "/api/webhooks/texting",
-        &[("x-texting-secret", TEXTING_SECRET)],
-        json!({"type": "message.received", "data": {"id": "m-priv", "from": PHONE, "to": "+12025550142",
-            "body": SMS_TEXT}})
-        .to_string(),
-    );
-    assert_eq!(
-        texting::handle(&texting_ingest, &texting_auth, sms)
-            .await
-            .status(),
-        200
-    );
+    // Texts: processed into GHL notes and the opt-out registry (the confirmation's send
+    // fails once at the texting system).
+    w.texting_webhook(
+        json!({"type": "message.received", "data": {"id": "m-priv", "from": PHONE,
+        "to": "+12025550142", "body": SMS_TEXT}}),
+    )
+    .await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "texting", "status": 503, "count": 1}),
+    )
+    .await;
+    w.texting_webhook(
+        json!({"type": "message.received", "data": {"id": "m-stop", "from": PHONE,
+        "to": "+12025550142", "body": "STOP"}}),
+    )
+    .await;
     w.drain_queue().await;
+    let texting_done = w.texting_statuses().await;
+    assert!(
+        texting_done.iter().all(|s| s.1 == "done"),
+        "{texting_done:?}"
+    );
 
     // A consumer whose Aloware is unreachable: the transport error's URL carries the API
     // token and the looked-up phone.
@@ -119,6 +123,13 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
     let broken = df_shared::pipeline::webhook_consumer(&broken)
         .await
         .unwrap();
+    // A person edits the contact in GHL (not an echo of our writes), then its webhook.
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [{"id": "gpriv", "locationId": "sandbox-location",
+        "firstName": "Private", "phone": PHONE, "email": EMAIL}]}),
+    )
+    .await;
     w.ghl_workflow_webhook(
         json!({"contact_id": "gpriv", "customData": {"event": "ContactUpdate", "n": 2}}),
     )
@@ -148,7 +159,8 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         .query(
             "SELECT coalesce(error_message, '') || ' ' || coalesce(skip_reason, '') FROM webhook_events
              UNION ALL SELECT coalesce(error_message, '') || ' ' || coalesce(decisions::text, '') FROM sync_log
-             UNION ALL SELECT coalesce(error_message, '') || ' ' || coalesce(skip_reason, '') FROM texting_webhook_events",
+             UNION ALL SELECT coalesce(error_message, '') || ' ' || coalesce(skip_reason, '') FROM texting_webhook_events
+             UNION ALL SELECT coalesce(error_message, '') FROM texting_sends",
             &[],
         )
         .await
@@ -160,6 +172,10 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         stored_errors.iter().any(|e| e.contains("request failed")),
         "the transport failure was recorded: {stored_errors:?}"
     );
+    assert!(
+        stored_errors.iter().any(|e| e.contains("HTTP 503")),
+        "the texting system's refusal was recorded: {stored_errors:?}"
+    );
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("event processed"), "the run was logged");
     let basic = basic_auth();
@@ -170,6 +186,7 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         basic.trim_start_matches("Basic "),
         "sandbox-ghl-token",
         "sandbox-aloware-token",
+        "sandbox-texting-key",
         PHONE,
         "2025550144",
         EMAIL,

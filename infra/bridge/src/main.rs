@@ -11,7 +11,8 @@
 //! with an empty JSON object, as a schedule with `Input: {}` would.
 //!
 //! Configuration: `DF_BRIDGE_ROUTES` = `QUEUE_URL=function,...` (default: the webhook
-//! queue → process-webhook-events), `DF_INVOKE_URL` (default http://127.0.0.1:9000).
+//! queue → process-webhook-events, the texting queue → process-texting-events),
+//! `DF_INVOKE_URL` (default http://127.0.0.1:9000).
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsBatchResponse;
@@ -25,8 +26,12 @@ struct Route {
 
 fn routes() -> Vec<Route> {
     let spec = std::env::var("DF_BRIDGE_ROUTES").unwrap_or_else(|_| {
-        let webhook = std::env::var("WEBHOOK_EVENTS_QUEUE_URL").unwrap_or_default();
-        format!("{webhook}=process-webhook-events")
+        let queue = |name: &str| std::env::var(name).unwrap_or_default();
+        format!(
+            "{}=process-webhook-events,{}=process-texting-events",
+            queue("WEBHOOK_EVENTS_QUEUE_URL"),
+            queue("TEXTING_EVENTS_QUEUE_URL")
+        )
     });
     spec.split(',')
         .filter_map(|r| r.rsplit_once('='))

@@ -32,9 +32,17 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             if let Some(shape) = req.body.get("aloware_lookup_shape").and_then(Value::as_str) {
                 st.aloware_lookup_shape = shape.to_string();
             }
+            if let Some(allowed) = req
+                .body
+                .get("ghl_status_updates_allowed")
+                .and_then(Value::as_bool)
+            {
+                st.ghl_status_updates_allowed = allowed;
+            }
             Reply::json(
                 200,
-                json!({"aloware_lookup_shape": st.aloware_lookup_shape}),
+                json!({"aloware_lookup_shape": st.aloware_lookup_shape,
+                    "ghl_status_updates_allowed": st.ghl_status_updates_allowed}),
             )
         }
         (Method::POST, ["reset"]) => {
@@ -59,6 +67,7 @@ fn snapshot(st: &State) -> Value {
         .collect();
     json!({
         "ghl": {"contacts": st.ghl_contacts.values().collect::<Vec<_>>(), "notes": st.ghl_notes, "messages": st.ghl_messages,
+            "conversations": st.ghl_conversations.values().collect::<Vec<_>>(),
             "custom_fields": st.ghl_custom_fields.values().collect::<Vec<_>>()},
         "aloware": {"contacts": st.aloware_contacts.values().collect::<Vec<_>>(), "lists": lists, "sms": st.aloware_sms},
         "texting": {"messages": st.texting_messages.values().collect::<Vec<_>>()},

@@ -4,10 +4,12 @@
 //! answered as GHL answers it and recorded for `/_sandbox/violations`. Semantics follow
 //! the documents, and the harsher reading where they are silent: upsert and PUT `tags`
 //! replace all tags; custom fields are written by their opaque id (an unknown id is
-//! refused) and read back as `{id, value}`; `dndSettings` replaces the whole object.
+//! refused) and read back as `{id, value}`; `dndSettings` replaces the whole object; a
+//! create that duplicates a contact's email or phone is refused (the location default).
 use axum::http::Method;
 use serde_json::{json, Map, Value};
 
+use crate::ghl_conversations as conversations;
 use crate::state::State;
 use crate::{openapi, Incoming, Reply};
 
@@ -171,11 +173,15 @@ fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
             Some(n) => Reply::json(200, json!({"note": n})),
             None => error(404, "Note not found"),
         },
-        ["conversations", "messages", direction @ ("inbound" | "outbound")]
-            if m == Method::POST =>
-        {
-            record_message(st, direction, &req.body)
+        ["conversations", "search"] if m == Method::GET => conversations::search(st, req, location),
+        ["conversations"] if m == Method::POST => conversations::create(st, &req.body, location),
+        ["conversations", "messages", route @ ("inbound" | "outbound")] if m == Method::POST => {
+            conversations::record(st, route, &req.body)
         }
+        ["conversations", "messages", id, "status"] if m == Method::PUT => {
+            conversations::update_status(st, id, &req.body)
+        }
+        ["conversations", id, "messages"] if m == Method::GET => conversations::messages(st, id),
         _ => not_found(req),
     }
 }
@@ -298,6 +304,25 @@ fn create(st: &mut State, body: &Value, location: &str) -> Reply {
     }
     if let Err(refusal) = check_custom_fields(st, body) {
         return refusal;
+    }
+    // "Allow Duplicate Contact" is off by default: a create matching an existing
+    // contact by email or phone is refused, naming it.
+    let email = body.get("email").and_then(Value::as_str);
+    let phone = body.get("phone").and_then(Value::as_str);
+    if let Some(existing) = find_by(st, email, phone) {
+        let matching = match email.and_then(|e| find_by(st, Some(e), None)) {
+            Some(_) => "email",
+            None => "phone",
+        };
+        let name = st.ghl_contacts[&existing]
+            .get("firstName")
+            .cloned()
+            .unwrap_or(Value::Null);
+        return Reply::json(
+            400,
+            json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.",
+                "meta": {"contactName": name, "contactId": existing, "matchingField": matching}}),
+        );
     }
     let contact = new_contact(st, body, location);
     Reply::json(201, json!({"contact": contact}))
@@ -514,29 +539,4 @@ fn update_note(st: &mut State, contact_id: &str, note_id: &str, body: &Value) ->
         }
         None => error(404, "Note not found"),
     }
-}
-
-fn record_message(st: &mut State, direction: &str, body: &Value) -> Reply {
-    let (Some(kind), Some(contact_id)) = (
-        body.get("type").and_then(Value::as_str),
-        body.get("contactId").and_then(Value::as_str),
-    ) else {
-        return unprocessable(&["type should not be empty", "contactId should not be empty"]);
-    };
-    if !st.ghl_contacts.contains_key(contact_id) {
-        return error(400, "Contact not found");
-    }
-    let message_id = st.ghl_id('m');
-    let conversation_id = body
-        .get("conversationId")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("conv-{contact_id}"));
-    st.ghl_messages.push(json!({"id": message_id, "direction": direction, "type": kind, "contactId": contact_id,
-        "conversationId": conversation_id, "message": body.get("message"), "attachments": body.get("attachments"),
-        "call": body.get("call"), "dateAdded": chrono::Utc::now().to_rfc3339()}));
-    Reply::json(
-        200,
-        json!({"success": true, "conversationId": conversation_id, "messageId": message_id, "message": "Message recorded", "contactId": contact_id}),
-    )
 }

@@ -9,6 +9,7 @@
 mod aloware;
 mod control;
 mod ghl;
+mod ghl_conversations;
 pub mod openapi;
 mod state;
 mod texting;

@@ -299,6 +299,25 @@ fn prepare(schema: &Value) -> Value {
                     out.insert("type".into(), json!([t, "null"]));
                 }
             }
+            // A schema whose own default contradicts its declared type is read from its
+            // default and examples (GHL's message `direction`: type object, default
+            // "outbound", example ["outbound", "inbound"]): a string, one of those.
+            if let (Some(Value::String(t)), Some(Value::String(default))) =
+                (map.get("type"), map.get("default"))
+            {
+                if t != "string" {
+                    out.insert("type".into(), json!("string"));
+                    let mut allowed: Vec<Value> = map
+                        .get("example")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter(|v| v.is_string()).cloned().collect())
+                        .unwrap_or_default();
+                    if !allowed.contains(&json!(default)) {
+                        allowed.push(json!(default));
+                    }
+                    out.insert("enum".into(), Value::Array(allowed));
+                }
+            }
             let lists_properties = map
                 .get("properties")
                 .and_then(Value::as_object)
@@ -394,6 +413,16 @@ mod tests {
             api.check("POST", &["contacts", "upsert"], v, &q, None),
             Err(Violation::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn a_schema_contradicting_its_own_default_is_read_from_its_default_and_examples() {
+        let direction =
+            json!({"type": "object", "default": "outbound", "example": ["outbound", "inbound"]});
+        assert_eq!(
+            prepare(&direction),
+            json!({"type": "string", "default": "outbound", "enum": ["outbound", "inbound"]})
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct SandboxConfig {
     pub openapi: Option<Arc<OpenApi>>,
     /// Start the location with the middleware's custom fields (a set-up location).
     pub seed_custom_fields: bool,
+    /// The location's conversation provider (`GHL_CONVERSATION_PROVIDER_ID`).
+    pub ghl_conversation_provider_id: String,
 }
 
 impl std::fmt::Debug for OpenApi {
@@ -88,6 +90,7 @@ impl Default for SandboxConfig {
             ghl_rate_window: Duration::from_secs(10),
             openapi: ghl_openapi(),
             seed_custom_fields: true,
+            ghl_conversation_provider_id: "sandbox-conversation-provider".into(),
         }
     }
 }
@@ -107,6 +110,10 @@ impl SandboxConfig {
             ghl_location_id: var("GHL_LOCATION_ID", d.ghl_location_id),
             aloware_token: var("ALOWARE_API_TOKEN", d.aloware_token),
             texting_api_key: var("TEXTING_API_KEY", d.texting_api_key),
+            ghl_conversation_provider_id: var(
+                "GHL_CONVERSATION_PROVIDER_ID",
+                d.ghl_conversation_provider_id,
+            ),
             ..d
         }
     }
@@ -158,6 +165,10 @@ pub struct State {
     pub aloware_lookup_shape: String,
     pub ghl_notes: BTreeMap<String, Vec<Value>>,
     pub ghl_messages: Vec<Value>,
+    /// Conversations by id (one per contact).
+    pub ghl_conversations: BTreeMap<String, Value>,
+    /// Whether our token may set a message's status (only the provider app's may).
+    pub ghl_status_updates_allowed: bool,
     pub aloware_contacts: BTreeMap<u64, Value>,
     pub aloware_lists: BTreeMap<String, BTreeSet<u64>>,
     pub aloware_sms: Vec<Value>,
@@ -178,6 +189,8 @@ impl State {
             ghl_contacts: BTreeMap::new(),
             ghl_notes: BTreeMap::new(),
             ghl_messages: Vec::new(),
+            ghl_conversations: BTreeMap::new(),
+            ghl_status_updates_allowed: false,
             aloware_contacts: BTreeMap::new(),
             aloware_lists: BTreeMap::new(),
             aloware_sms: Vec::new(),

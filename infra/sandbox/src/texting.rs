@@ -23,6 +23,12 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             else {
                 return Reply::json(400, json!({"error": "to, from and body are required"}));
             };
+            let e164 = |n: &str| {
+                n.len() > 8 && n.starts_with('+') && n[1..].chars().all(|c| c.is_ascii_digit())
+            };
+            if !e164(to) || !e164(from) {
+                return Reply::json(400, json!({"error": "to and from must be E.164 numbers"}));
+            }
             let id = format!("tx-{}", st.numeric_id());
             let message = json!({"id": id, "to": to, "from": from, "body": body, "status": "queued",
                 "createdAt": chrono::Utc::now().to_rfc3339()});

@@ -126,6 +126,21 @@ async fn ghl_contacts_upsert_tags_notes_and_paginated_search() {
         (json!(false), json!(ids[0])),
         "upsert matches by phone"
     );
+    let duplicate = ghl(&c, reqwest::Method::POST, format!("{base}/ghl/contacts/"))
+        .json(&json!({"locationId": "L", "phone": "+12025550100"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 400);
+    let duplicate: Value = duplicate.json().await.unwrap();
+    assert_eq!(
+        (
+            duplicate["meta"]["contactId"].clone(),
+            duplicate["meta"]["matchingField"].clone()
+        ),
+        (json!(ids[0]), json!("phone")),
+        "a create may not duplicate a contact (the location default): {duplicate}"
+    );
     assert_eq!(
         again["contact"]["tags"],
         json!(["hot lead"]),

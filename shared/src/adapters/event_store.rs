@@ -486,6 +486,8 @@ pub enum Finish {
         message: String,
         retry_in: Duration,
         step_aside: bool,
+        /// The attempt did not really happen (our own throttling): give it back.
+        refund: bool,
     },
     /// Final: `failed`.
     Failed {
@@ -557,11 +559,13 @@ pub async fn finish(
             ..
         }
     );
+    let refund = matches!(how, Finish::Retry { refund: true, .. });
     let sql = format!(
         "WITH fin AS (
             UPDATE {t} SET status = $3, skip_reason = $4, error_message = $5, updated_at = now(),
                 next_attempt_at = now() + make_interval(secs => $6),
                 enqueued_at = CASE WHEN $18 THEN NULL ELSE enqueued_at END,
+                attempts = attempts - CASE WHEN $19 THEN 1 ELSE 0 END,
                 processed_at = CASE WHEN $3 IN ('done', 'skipped', 'failed') THEN now() ELSE processed_at END
             WHERE id = $1 AND status = 'processing' AND attempts = $2
             RETURNING id, watermark_key, received_at),
@@ -600,6 +604,7 @@ pub async fn finish(
                 &log.error_message,
                 &log.decisions,
                 &step_aside,
+                &refund,
             ],
         )
         .await?;

@@ -3,6 +3,7 @@ pub mod db;
 pub mod db_tls;
 pub mod event_store;
 pub mod migrations;
+pub mod optout_store;
 pub mod queue;
 pub mod rate_budget;
 pub mod secrets;

@@ -16,6 +16,17 @@ pub enum BudgetError {
     Exhausted(String),
 }
 
+tokio::task_local! {
+    /// When the current attempt must be over (the consumer sets it around a route): a
+    /// token that would come later is not waited for. The wait ends as `Exhausted`, a
+    /// throttle that spends no attempt, instead of running the attempt into its
+    /// deadline, which would.
+    pub static ATTEMPT_DEADLINE: tokio::time::Instant;
+}
+
+/// Left of the attempt's time after a token: the request itself and the finish.
+const AFTER_TOKEN: Duration = Duration::from_secs(3);
+
 #[derive(Clone)]
 pub struct RateBudget {
     pool: Pool,
@@ -61,13 +72,16 @@ impl RateBudget {
     /// Take one token, waiting for it when the bucket is empty. The connection goes
     /// back to the pool while waiting: a wait must not starve the other records.
     pub async fn acquire(&self, key: &str) -> Result<(), BudgetError> {
-        let started = tokio::time::Instant::now();
+        let own_limit = tokio::time::Instant::now() + self.max_wait;
+        let limit = ATTEMPT_DEADLINE
+            .try_with(|d| own_limit.min(d.checked_sub(AFTER_TOKEN).unwrap_or(*d)))
+            .unwrap_or(own_limit);
         loop {
             let wait = match self.try_take(key).await? {
                 None => return Ok(()),
                 Some(wait) => wait,
             };
-            if started.elapsed() + wait > self.max_wait {
+            if tokio::time::Instant::now() + wait > limit {
                 return Err(BudgetError::Exhausted(key.to_string()));
             }
             tokio::time::sleep(wait).await;

@@ -326,3 +326,220 @@ pub async fn call_list_map(
     );
     Ok(map)
 }
+
+/// A texting message's GHL record as far as it exists.
+#[derive(Debug, Clone, Default)]
+pub struct MessageMapping {
+    pub ghl_contact_id: Option<String>,
+    /// The GHL note id or conversation message id.
+    pub ghl_record_id: Option<String>,
+    /// `note` or `conversation`.
+    pub ghl_record_kind: Option<String>,
+    pub conversation_id: Option<String>,
+    pub status: Option<String>,
+    /// When the current intent was taken (a resumed attempt only adopts records newer).
+    pub creating_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "ghl_contact_id, ghl_message_id, ghl_record_kind, conversation_id, status, creating_since";
+
+fn message_mapping_of(r: &tokio_postgres::Row) -> MessageMapping {
+    MessageMapping {
+        ghl_contact_id: r.get(0),
+        ghl_record_id: r.get(1),
+        ghl_record_kind: r.get(2),
+        conversation_id: r.get(3),
+        status: r.get(4),
+        creating_since: r.get(5),
+    }
+}
+
+pub async fn message_mapping(
+    pool: &Pool,
+    texting_id: &str,
+) -> Result<Option<MessageMapping>, DbError> {
+    let client = pool.get().await?;
+    let sql =
+        format!("SELECT {MESSAGE_COLUMNS} FROM message_mappings WHERE texting_message_id = $1");
+    Ok(client
+        .query_opt(&sql, &[&texting_id])
+        .await?
+        .as_ref()
+        .map(message_mapping_of))
+}
+
+/// The outcome of asking to write a texting message's GHL record.
+#[derive(Debug, Clone)]
+pub enum MessageIntent {
+    /// This event may write it; `resumed`: an earlier attempt may already have.
+    Mine {
+        resumed: bool,
+        mapping: MessageMapping,
+    },
+    /// Another event is writing it now.
+    Held,
+    /// It exists.
+    Written(MessageMapping),
+}
+
+pub async fn take_message_intent(
+    pool: &Pool,
+    texting_id: &str,
+    event_id: Uuid,
+    lease: Duration,
+) -> Result<MessageIntent, DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "INSERT INTO message_mappings (texting_message_id, creating_event, creating_since)
+         VALUES ($1, $2, now())
+         ON CONFLICT (texting_message_id) DO UPDATE SET creating_event = $2,
+             creating_since = CASE WHEN message_mappings.creating_event = $2
+                                   THEN message_mappings.creating_since ELSE now() END
+         WHERE message_mappings.ghl_message_id IS NULL
+           AND (message_mappings.creating_event IS NULL OR message_mappings.creating_event = $2
+                OR message_mappings.creating_since < now() - make_interval(secs => $3))
+         RETURNING {MESSAGE_COLUMNS}, (xmax <> 0)"
+    );
+    if let Some(r) = client
+        .query_opt(&sql, &[&texting_id, &event_id, &lease.as_secs_f64()])
+        .await?
+    {
+        return Ok(MessageIntent::Mine {
+            resumed: r.get(6),
+            mapping: message_mapping_of(&r),
+        });
+    }
+    match message_mapping(pool, texting_id).await? {
+        Some(m) if m.ghl_record_id.is_some() => Ok(MessageIntent::Written(m)),
+        _ => Ok(MessageIntent::Held),
+    }
+}
+
+/// What a texting message's mapping records.
+pub struct MessageWritten<'a> {
+    pub ghl_contact_id: &'a str,
+    pub ghl_record_id: &'a str,
+    pub kind: &'a str,
+    pub conversation_id: Option<&'a str>,
+    pub direction: &'a str,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub status: &'a str,
+}
+
+pub async fn save_message_written(
+    pool: &Pool,
+    texting_id: &str,
+    m: &MessageWritten<'_>,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE message_mappings SET ghl_contact_id = $2, ghl_message_id = $3, ghl_record_kind = $4,
+                 conversation_id = $5, direction = $6, from_number = $7, to_number = $8,
+                 status = coalesce(status, $9), creating_event = NULL, creating_since = NULL, updated_at = now()
+             WHERE texting_message_id = $1",
+            &[
+                &texting_id,
+                &m.ghl_contact_id,
+                &m.ghl_record_id,
+                &m.kind,
+                &m.conversation_id,
+                &m.direction,
+                &m.from,
+                &m.to,
+                &m.status,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A delivery status for a texting message (the mapping is created when the status
+/// arrives before the message itself); the history keeps every status seen.
+pub async fn save_message_status(
+    pool: &Pool,
+    texting_id: &str,
+    status: &str,
+) -> Result<MessageMapping, DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "INSERT INTO message_mappings (texting_message_id, status, status_history)
+         VALUES ($1, $2, jsonb_build_array(jsonb_build_object('status', $2::text, 'at', now())))
+         ON CONFLICT (texting_message_id) DO UPDATE SET status = EXCLUDED.status,
+             status_history = message_mappings.status_history || EXCLUDED.status_history, updated_at = now()
+         RETURNING {MESSAGE_COLUMNS}"
+    );
+    let row = client.query_one(&sql, &[&texting_id, &status]).await?;
+    Ok(message_mapping_of(&row))
+}
+
+/// The contact's GHL conversation, when known.
+pub async fn conversation_of(pool: &Pool, ghl_contact_id: &str) -> Result<Option<String>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_opt(
+            "SELECT conversation_id FROM ghl_conversations WHERE ghl_contact_id = $1",
+            &[&ghl_contact_id],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+pub async fn save_conversation(
+    pool: &Pool,
+    ghl_contact_id: &str,
+    conversation_id: &str,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO ghl_conversations (ghl_contact_id, conversation_id) VALUES ($1, $2)
+             ON CONFLICT (ghl_contact_id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id",
+            &[&ghl_contact_id, &conversation_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The call's message in the GHL conversation, once recorded.
+pub async fn save_call_message(
+    pool: &Pool,
+    call_id: &str,
+    message_id: &str,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE call_notes SET ghl_message_id = $2, updated_at = now() WHERE aloware_call_id = $1",
+            &[&call_id, &message_id],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn call_message(pool: &Pool, call_id: &str) -> Result<Option<String>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_opt(
+            "SELECT ghl_message_id FROM call_notes WHERE aloware_call_id = $1",
+            &[&call_id],
+        )
+        .await?
+        .and_then(|r| r.get(0)))
+}
+
+/// Whether a GHL conversation message is already the record of some texting message or
+/// call (a retried attempt adopts only a message nobody owns).
+pub async fn ghl_message_owned(pool: &Pool, message_id: &str) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM message_mappings WHERE ghl_message_id = $1)
+                 OR EXISTS (SELECT 1 FROM call_notes WHERE ghl_message_id = $1)",
+            &[&message_id],
+        )
+        .await?
+        .get(0))
+}

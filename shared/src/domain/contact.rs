@@ -22,7 +22,10 @@ pub struct Contact {
     pub postal_code: Option<String>,
     pub country: Option<String>,
     pub lead_source: Option<String>,
+    /// Do-not-call (GHL: `dndSettings.Call`; Aloware: `is_dnc`).
     pub dnc: Option<bool>,
+    /// GHL's SMS DND (`dndSettings.SMS`), the opt-out registry's mirror; Aloware has none.
+    pub sms_dnd: Option<bool>,
     pub tags: Vec<String>,
 }
 
@@ -102,6 +105,7 @@ impl Contact {
             country: owned(text(c.get("country"))),
             lead_source: owned(first_text(c, &["lead_source", "contact_source"])),
             dnc: bool_of(c.get("is_dnc")),
+            sms_dnd: None,
             tags: Vec::new(),
         }
     }
@@ -126,6 +130,10 @@ impl Contact {
             country: owned(text(c.get("country"))),
             lead_source: owned(text(c.get("source"))),
             dnc: dnd_call.or_else(|| bool_of(c.get("dnd"))),
+            sms_dnd: c
+                .pointer("/dndSettings/SMS/status")
+                .and_then(Value::as_str)
+                .map(|s| s == "active"),
             tags: ghl_tags(c.get("tags")),
         }
     }
@@ -266,6 +274,8 @@ pub fn merge(incoming: &Contact, source: Side, target: &Contact, policy: Policy)
             (Some(true), _) | (_, Some(true)) => Some(true),
             (inc, cur) => cur.or(inc),
         },
+        // The registry decides SMS DND; a contact sync never changes it.
+        sms_dnd: target.sms_dnd,
         tags: union_tags(&target.tags, &incoming.tags),
     };
     // Name: the longer non-empty full name (merge); else by policy.
@@ -428,6 +438,11 @@ pub fn fingerprint(c: &Contact) -> String {
         .collect();
     // An unset flag and a cleared one are the same state.
     parts.push(if c.dnc == Some(true) { "dnc" } else { "no-dnc" });
+    parts.push(if c.sms_dnd == Some(true) {
+        "sms-dnd"
+    } else {
+        "no-sms-dnd"
+    });
     let mut tags: Vec<String> = c.tags.iter().map(|t| t.trim().to_lowercase()).collect();
     tags.sort();
     tags.dedup();

@@ -7,9 +7,12 @@ pub mod event;
 pub mod event_filter;
 pub mod ghl_webhook;
 pub mod json;
+pub mod optout;
 pub mod origin;
 pub mod phone;
+pub mod pii;
 pub mod retry;
+pub mod sms;
 pub mod texting_webhook;
 
 pub use event::{Classified, EntityType, EventKind, PersonRef, Source};

@@ -25,11 +25,19 @@ pub struct RetryPolicy {
 /// What kind of failure a sync ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
-    /// May succeed later (network, 408, 429, 5xx, lost database connection, waiting for
+    /// May succeed later (network, 408, 5xx, lost database connection, waiting for
     /// a related event); `at_least` is the provider's own minimum wait (GHL's interval).
     Retryable { at_least: Option<Duration> },
     /// The provider refused our credential (401/403): retryable with a long delay.
     Credential,
+    /// A rate limit refused the work (our own budget, or the provider's 429): nothing
+    /// was applied and the event is not at fault. Retried after `after`, and the
+    /// attempt is given back.
+    Throttled { after: std::time::Duration },
+    /// Our own database failed mid-attempt (a connection lost, the server restarting):
+    /// infrastructure, not the event. Retried after `after`, the attempt given back —
+    /// as a claim refused by an outage spends none.
+    Unavailable { after: std::time::Duration },
     /// Retrying cannot help (validation, provider 4xx, a bug): final at once.
     Final,
 }
@@ -39,6 +47,8 @@ pub enum FailureClass {
 pub enum Verdict {
     /// Status `error`, due again after `delay`.
     RetryAfter(Duration),
+    /// Due again after `delay`, and this attempt does not count.
+    RetryUncounted(Duration),
     /// Status `failed`: the budget is spent or retrying cannot help.
     GiveUp { exhausted: bool },
 }
@@ -54,6 +64,9 @@ impl RetryPolicy {
     pub fn verdict(&self, class: FailureClass, attempt: i32) -> Verdict {
         match class {
             FailureClass::Final => Verdict::GiveUp { exhausted: false },
+            FailureClass::Throttled { after } | FailureClass::Unavailable { after } => {
+                Verdict::RetryUncounted(after)
+            }
             _ if attempt >= MAX_ATTEMPTS => Verdict::GiveUp { exhausted: true },
             FailureClass::Credential => Verdict::RetryAfter(self.credential_delay),
             FailureClass::Retryable { at_least } => {
@@ -105,6 +118,14 @@ mod tests {
         assert_eq!(
             policy.verdict(rate_limited, 1),
             Verdict::RetryAfter(Duration::from_secs(60))
+        );
+        let throttled = FailureClass::Throttled {
+            after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            policy.verdict(throttled, MAX_ATTEMPTS),
+            Verdict::RetryUncounted(Duration::from_secs(5)),
+            "our own throttling never spends the budget"
         );
     }
 }

@@ -201,7 +201,9 @@ impl<R: Router> Consumer<R> {
                     .saturating_sub(FINISH_RESERVE);
                 // Boxed: routers nest deep futures (HTTP clients inside sync steps), too
                 // deep for the compiler to lay out inside every caller.
-                match tokio::time::timeout(time, Box::pin(self.router.route(event))).await {
+                let routed = crate::adapters::rate_budget::ATTEMPT_DEADLINE
+                    .scope(Instant::now() + time, self.router.route(event));
+                match tokio::time::timeout(time, Box::pin(routed)).await {
                     Ok(result) => result,
                     Err(_) => Err(SyncError::Deadline),
                 }
@@ -306,6 +308,16 @@ impl<R: Router> Consumer<R> {
                         ),
                         retry_in,
                         step_aside: e.steps_aside(),
+                        refund: false,
+                    },
+                    Verdict::RetryUncounted(retry_in) => Finish::Retry {
+                        message: format!(
+                            "{e} (not counted as an attempt; will retry in {}s)",
+                            retry_in.as_secs()
+                        ),
+                        retry_in,
+                        step_aside: false,
+                        refund: true,
                     },
                     Verdict::GiveUp { exhausted: true } => Finish::Failed {
                         message: format!(
@@ -354,6 +366,8 @@ fn class_name(class: FailureClass) -> &'static str {
     match class {
         FailureClass::Retryable { .. } => "retryable",
         FailureClass::Credential => "credential",
+        FailureClass::Throttled { .. } => "throttled",
+        FailureClass::Unavailable { .. } => "database_unavailable",
         FailureClass::Final => "final",
     }
 }

@@ -11,6 +11,8 @@ pub use consumer::{Consumer, Router, Timing};
 use crate::domain::EventKind;
 use crate::lambda::config::queue_setting;
 use crate::lambda::{ConfigError, Settings};
+use crate::providers::texting_api::TextingClient;
+use crate::sync::texting_to_ghl::{Replies, TextingRouter};
 use crate::sync::{SyncDeps, WebhookRouter};
 
 /// `process-webhook-events`: GHL and Aloware events through the sync routers.
@@ -22,6 +24,36 @@ pub async fn webhook_consumer(s: &Settings) -> Result<Consumer<WebhookRouter>, C
         pool: deps.pool.clone(),
         queue: s.queue(queue_setting(EventKind::Webhook)).await?,
         router: WebhookRouter { deps },
+        timing: Timing::from_settings(s)?,
+    })
+}
+
+/// `process-texting-events`: texting messages and opt-out requests into GHL (and the
+/// registry), through the same consumer as the webhook events.
+pub async fn texting_consumer(s: &Settings) -> Result<Consumer<TextingRouter>, ConfigError> {
+    let deps = SyncDeps::from_settings(s)?;
+    let texting = TextingClient::new(
+        crate::providers::http_client(),
+        s.require("TEXTING_BASE_URL")?,
+        s.require("TEXTING_API_KEY")?,
+        deps.pool.clone(),
+        &deps.default_country,
+    );
+    let replies = Replies {
+        help: s.get("TEXTING_HELP_REPLY").map(str::to_string),
+        stop_confirmation: s.get("TEXTING_STOP_CONFIRMATION").map(str::to_string),
+        from_number: s.get("TEXTING_FROM_NUMBER").map(str::to_string),
+    };
+    Ok(Consumer {
+        kind: EventKind::Texting,
+        pool: deps.pool.clone(),
+        queue: s.queue(queue_setting(EventKind::Texting)).await?,
+        router: TextingRouter {
+            sync_to_aloware: s.parse_or("TEXTING_SYNC_TO_ALOWARE", false)?,
+            deps,
+            texting,
+            replies,
+        },
         timing: Timing::from_settings(s)?,
     })
 }

@@ -55,14 +55,7 @@ impl AlowareClient {
             budget
                 .acquire(&bucket_key(&self.token))
                 .await
-                .map_err(|e| ProviderError {
-                    provider: Provider::Aloware,
-                    operation: op,
-                    status: None,
-                    message: format!("rate budget: {e}"),
-                    retryable: true,
-                    retry_after: None,
-                })?;
+                .map_err(|e| ProviderError::throttled(Provider::Aloware, op, e))?;
         }
         let url = format!("{}/api/v1/webhook/{path}", self.base);
         let mut req = self

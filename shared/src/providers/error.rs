@@ -34,9 +34,35 @@ pub struct ProviderError {
     pub retryable: bool,
     /// At least this long before retrying (GHL's rate-limit interval on a 429).
     pub retry_after: Option<Duration>,
+    /// Nothing was applied because of a rate limit: our own budget had no token in
+    /// time, or the provider answered 429. Not a failure of the event, so retried
+    /// without spending an attempt (GHL's daily limit would otherwise fail a day's
+    /// events after ten tries).
+    pub throttled: bool,
 }
 
+/// How long a throttled call waits before its event is tried again.
+const THROTTLED_RETRY: Duration = Duration::from_secs(5);
+
 impl ProviderError {
+    /// Our own rate budget for `provider` refused a token in time: the request was not
+    /// sent. Not a failure of the event.
+    pub fn throttled(
+        provider: Provider,
+        operation: &'static str,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        ProviderError {
+            provider,
+            operation,
+            status: None,
+            message: format!("rate budget: {reason}"),
+            retryable: true,
+            retry_after: Some(THROTTLED_RETRY),
+            throttled: true,
+        }
+    }
+
     /// A request that got no answer. The URL is dropped from the text: Aloware's carries
     /// the API token and GHL's the searched phone or email, and this text is stored.
     pub fn transport(provider: Provider, operation: &'static str, err: reqwest::Error) -> Self {
@@ -54,6 +80,7 @@ impl ProviderError {
             message: format!("request failed: {kind}"),
             retryable: true,
             retry_after: None,
+            throttled: false,
         }
     }
 
@@ -78,6 +105,7 @@ impl ProviderError {
             message,
             retryable: matches!(status, 401 | 403 | 408 | 429) || status >= 500,
             retry_after: None,
+            throttled: status == 429,
         }
     }
 
@@ -88,7 +116,11 @@ impl ProviderError {
 
     /// How the event's retry budget treats this failure.
     pub fn class(&self) -> FailureClass {
-        if self.is_credential() {
+        if self.throttled {
+            FailureClass::Throttled {
+                after: self.retry_after.unwrap_or(THROTTLED_RETRY),
+            }
+        } else if self.is_credential() {
             FailureClass::Credential
         } else if self.retryable {
             FailureClass::Retryable {
@@ -109,6 +141,7 @@ impl ProviderError {
             message: format!("answer is not the expected JSON: {}", truncate(body)),
             retryable: false,
             retry_after: None,
+            throttled: false,
         }
     }
 }
@@ -193,5 +226,9 @@ mod tests {
         assert_eq!(e(403).class(), FailureClass::Credential);
         assert_eq!(e(422).class(), FailureClass::Final);
         assert_eq!(e(503).class(), FailureClass::Retryable { at_least: None });
+        assert!(
+            matches!(e(429).class(), FailureClass::Throttled { .. }),
+            "a provider 429 never spends an attempt"
+        );
     }
 }

@@ -11,6 +11,17 @@ use super::segment as path_segment;
 use crate::adapters::rate_budget::RateBudget;
 
 const CONTACTS_VERSION: &str = "2021-07-28";
+/// Every `/conversations/*` operation wants this one (reference/ghl/openapi).
+const CONVERSATIONS_VERSION: &str = "2021-04-15";
+
+/// What `POST /contacts/` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New(Value),
+    /// The location does not allow duplicates and already has this contact (another
+    /// writer created it since our search): its id.
+    Existing(String),
+}
 
 #[derive(Clone)]
 pub struct GhlClient {
@@ -55,20 +66,41 @@ impl GhlClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, ProviderError> {
+        let (status, text) = self.exchange(op, method, path, query, body).await?;
+        if !(200..300).contains(&status) {
+            return Err(ProviderError::from_status(Provider::Ghl, op, status, &text));
+        }
+        serde_json::from_str(&text)
+            .map_err(|_| ProviderError::unexpected_body(Provider::Ghl, op, &text))
+    }
+
+    /// One metered request: the answer's status and text (a 429 is an error here,
+    /// after the budget has been told).
+    async fn exchange(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ProviderError> {
         let key = self.budget_key();
-        self.budget.acquire(&key).await.map_err(|e| ProviderError {
-            provider: Provider::Ghl,
-            operation: op,
-            status: None,
-            message: format!("rate budget: {e}"),
-            retryable: true,
-            retry_after: None,
-        })?;
+        self.budget
+            .acquire(&key)
+            .await
+            .map_err(|e| ProviderError::throttled(Provider::Ghl, op, e))?;
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
-            .header("Version", CONTACTS_VERSION)
+            .header(
+                "Version",
+                if path.starts_with("/conversations") {
+                    CONVERSATIONS_VERSION
+                } else {
+                    CONTACTS_VERSION
+                },
+            )
             .header("Accept", "application/json")
             .query(query);
         if let Some(body) = body {
@@ -102,11 +134,7 @@ impl GhlClient {
         if let Some(remaining) = remaining {
             let _ = self.budget.observe_remaining(&key, remaining).await;
         }
-        if !(200..300).contains(&status) {
-            return Err(ProviderError::from_status(Provider::Ghl, op, status, &text));
-        }
-        serde_json::from_str(&text)
-            .map_err(|_| ProviderError::unexpected_body(Provider::Ghl, op, &text))
+        Ok((status, text))
     }
 
     /// `GET /contacts/{id}`; `None` when GHL does not know the id.
@@ -132,21 +160,32 @@ impl GhlClient {
 
     /// `POST /contacts/`: a new contact. Safe for `tags`: a create never touches an
     /// existing contact's tags (an upsert's `tags` would replace them).
-    pub async fn create_contact(&self, fields: &Value) -> Result<Value, ProviderError> {
+    pub async fn create_contact(&self, fields: &Value) -> Result<Created, ProviderError> {
+        const OP: &str = "create contact";
         let mut body = fields.clone();
         body["locationId"] = Value::from(self.location_id.clone());
-        let v = self
-            .call(
-                "create contact",
-                Method::POST,
-                "/contacts/",
-                &[],
-                Some(&body),
-            )
+        let (status, text) = self
+            .exchange(OP, Method::POST, "/contacts/", &[], Some(&body))
             .await?;
-        v.get("contact").cloned().ok_or_else(|| {
-            ProviderError::unexpected_body(Provider::Ghl, "create contact", &v.to_string())
-        })
+        let v: Option<Value> = serde_json::from_str(&text).ok();
+        if status == 400 {
+            // A location that does not allow duplicates names the contact it has.
+            if let Some(id) = v
+                .as_ref()
+                .and_then(|v| v.pointer("/meta/contactId"))
+                .and_then(Value::as_str)
+            {
+                return Ok(Created::Existing(id.to_string()));
+            }
+        }
+        if !(200..300).contains(&status) {
+            return Err(ProviderError::from_status(Provider::Ghl, OP, status, &text));
+        }
+        v.as_ref()
+            .and_then(|v| v.get("contact"))
+            .cloned()
+            .map(Created::New)
+            .ok_or_else(|| ProviderError::unexpected_body(Provider::Ghl, OP, &text))
     }
 
     /// `POST /contacts/upsert`: `(created, contact)`.
@@ -310,6 +349,125 @@ impl GhlClient {
         Ok(None)
     }
 
+    /// The contact's conversation id (GHL keeps one per contact):
+    /// `GET /conversations/search?locationId&contactId`.
+    pub async fn find_conversation(
+        &self,
+        contact_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let query = [
+            ("locationId", self.location_id.as_str()),
+            ("contactId", contact_id),
+        ];
+        let v = self
+            .call(
+                "find conversation",
+                Method::GET,
+                "/conversations/search",
+                &query,
+                None,
+            )
+            .await?;
+        Ok(v.get("conversations")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// `POST /conversations/`: the contact's conversation.
+    pub async fn create_conversation(&self, contact_id: &str) -> Result<String, ProviderError> {
+        let body = json!({"locationId": self.location_id, "contactId": contact_id});
+        let v = self
+            .call(
+                "create conversation",
+                Method::POST,
+                "/conversations/",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        v.pointer("/conversation/id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ProviderError::unexpected_body(Provider::Ghl, "create conversation", &v.to_string())
+            })
+    }
+
+    /// `POST /conversations/messages/inbound` (`ProcessMessageBodyDto`): a message that
+    /// did not pass through GHL (an SMS of the texting system, an inbound call log);
+    /// `direction` says which way it went. Returns GHL's message id.
+    pub async fn add_conversation_message(&self, body: &Value) -> Result<String, ProviderError> {
+        let v = self
+            .call(
+                "add conversation message",
+                Method::POST,
+                "/conversations/messages/inbound",
+                &[],
+                Some(body),
+            )
+            .await?;
+        message_id_of(&v, "add conversation message")
+    }
+
+    /// `POST /conversations/messages/outbound` (`ProcessOutboundMessageBodyDto`, type
+    /// `Call` only): an outbound call made outside GHL.
+    pub async fn add_outbound_call(&self, body: &Value) -> Result<String, ProviderError> {
+        let v = self
+            .call(
+                "add outbound call",
+                Method::POST,
+                "/conversations/messages/outbound",
+                &[],
+                Some(body),
+            )
+            .await?;
+        message_id_of(&v, "add outbound call")
+    }
+
+    /// `PUT /conversations/messages/{id}/status` (`delivered`, `failed`, ...).
+    pub async fn update_message_status(
+        &self,
+        message_id: &str,
+        status: &str,
+    ) -> Result<(), ProviderError> {
+        let path = format!(
+            "/conversations/messages/{}/status",
+            path_segment(Provider::Ghl, "update message status", message_id)?
+        );
+        self.call(
+            "update message status",
+            Method::PUT,
+            &path,
+            &[],
+            Some(&json!({"status": status})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The newest messages of a conversation (`GET /conversations/{id}/messages`).
+    pub async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<Value>, ProviderError> {
+        let path = format!(
+            "/conversations/{}/messages",
+            path_segment(Provider::Ghl, "list conversation messages", conversation_id)?
+        );
+        let v = self
+            .call("list conversation messages", Method::GET, &path, &[], None)
+            .await?;
+        // `{lastMessageId, nextPage, messages: [...]}`; some answers nest it once more.
+        let list = v.get("messages").and_then(|m| {
+            m.as_array()
+                .or_else(|| m.get("messages").and_then(Value::as_array))
+        });
+        Ok(list.cloned().unwrap_or_default())
+    }
+
     /// `GET /locations/{id}/customFields?model=contact`.
     pub async fn list_custom_fields(&self) -> Result<Vec<Value>, ProviderError> {
         let location = path_segment(Provider::Ghl, "list custom fields", &self.location_id)?;
@@ -442,6 +600,13 @@ pub enum CustomFieldError {
     Missing(Vec<String>),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+}
+
+fn message_id_of(v: &Value, op: &'static str) -> Result<String, ProviderError> {
+    v.get("messageId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ProviderError::unexpected_body(Provider::Ghl, op, &v.to_string()))
 }
 
 /// The contact in a duplicate-search answer, whose 200 shape GHL does not document:

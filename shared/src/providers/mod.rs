@@ -30,6 +30,7 @@ pub fn segment(
             message: "refused an id that is not a usable path segment".into(),
             retryable: false,
             retry_after: None,
+            throttled: false,
         });
     }
     Ok(utf8_percent_encode(id, SEGMENT).to_string())

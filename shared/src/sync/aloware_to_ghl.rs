@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{marked, Outcome, SyncDeps, SyncError};
+use super::{conversations, marked, Outcome, SyncDeps, SyncError};
 use crate::adapters::event_store::EventRow;
 use crate::adapters::sync_store::{self, CallNote, NoteIntent};
 use crate::domain::call::{self, CallEventKind, CallFacts};
 use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Policy, Side};
 use crate::domain::json::{id_str, text};
 use crate::domain::phone::to_e164;
+use crate::providers::ghl_api::Created;
 
 const DIRECTION: &str = "aloware_to_ghl";
 
@@ -176,7 +177,19 @@ async fn create_contact(
                 .await?
                 .1
         }
-        _ => deps.ghl.create_contact(&marked(deps, origin, body)).await?,
+        _ => match deps.ghl.create_contact(&marked(deps, origin, body)).await? {
+            Created::New(contact) => contact,
+            // Created by another writer since our search (a texting event about the
+            // same person, on the other queue): merge into it instead.
+            Created::Existing(id) => {
+                return match deps.ghl.get_contact(&id).await? {
+                    Some(current) => update_contact(deps, incoming, &current, origin).await,
+                    None => Err(SyncError::Waiting(
+                        "GHL named a duplicate contact it cannot show yet".into(),
+                    )),
+                }
+            }
+        },
     };
     let ghl_id = Contact::ghl_id(&contact)
         .ok_or_else(|| SyncError::Invalid("GHL returned a contact without id".into()))?;
@@ -319,10 +332,15 @@ async fn call_contact(
                 &source,
                 &facts.tags(),
             );
-            let created = deps.ghl.create_contact(&marked(deps, origin, body)).await?;
-            let id = Contact::ghl_id(&created)
-                .ok_or_else(|| SyncError::Invalid("GHL returned a contact without id".into()))?;
-            (id, true)
+            match deps.ghl.create_contact(&marked(deps, origin, body)).await? {
+                Created::New(created) => {
+                    let id = Contact::ghl_id(&created).ok_or_else(|| {
+                        SyncError::Invalid("GHL returned a contact without id".into())
+                    })?;
+                    (id, true)
+                }
+                Created::Existing(id) => (id, false),
+            }
         }
     };
     sync_store::save_mapping(
@@ -385,7 +403,8 @@ async fn update_call_note(
     }
     let tags_added = add_missing_tags(deps, call_id, &ghl_id, &facts, &note.tags_written).await?;
     let dnc = mirror_dnc(deps, body, &ghl_id).await?;
-    if !rewrote && tags_added.is_empty() && !dnc {
+    let conversation = conversations::record_call(deps, event, body, &facts, &ghl_id).await?;
+    if !rewrote && tags_added.is_empty() && !dnc && !conversation.wrote() {
         return Ok(Outcome::Skipped(
             "no change: the call note already says this".into(),
         ));
@@ -394,7 +413,8 @@ async fn update_call_note(
         direction: DIRECTION,
         source_id: Some(call_id.to_string()),
         target_id: Some(ghl_id),
-        decisions: json!({"note_id": note_id, "note_rewritten": rewrote, "tags_added": tags_added, "dnc_applied": dnc}),
+        decisions: json!({"note_id": note_id, "note_rewritten": rewrote, "tags_added": tags_added,
+            "dnc_applied": dnc, "conversation": conversation}),
     })
 }
 
@@ -459,12 +479,13 @@ async fn create_call_note(
     sync_store::save_note_written(&deps.pool, call_id, &ghl_id, &note_id, &facts).await?;
     let tags_added = add_missing_tags(deps, call_id, &ghl_id, &facts, &tags_written).await?;
     let dnc = mirror_dnc(deps, body, &ghl_id).await?;
+    let conversation = conversations::record_call(deps, event, body, &facts, &ghl_id).await?;
     Ok(Outcome::Done {
         direction: DIRECTION,
         source_id: Some(call_id.to_string()),
         target_id: Some(ghl_id),
         decisions: json!({"note_id": note_id, "note_adopted": adopted.is_some(),
-            "tags_added": tags_added, "dnc_applied": dnc}),
+            "tags_added": tags_added, "dnc_applied": dnc, "conversation": conversation}),
     })
 }
 

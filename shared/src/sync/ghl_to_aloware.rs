@@ -3,7 +3,7 @@
 //! mapping and touches nothing in Aloware.
 use serde_json::{json, Map, Value};
 
-use super::{marked, Outcome, SyncDeps, SyncError};
+use super::{marked, optout_mirror, Outcome, SyncDeps, SyncError};
 use crate::adapters::event_store::EventRow;
 use crate::adapters::sync_store;
 use crate::domain::contact::{
@@ -58,6 +58,15 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
     {
         return Ok(Outcome::Skipped("echo of a middleware write".into()));
     }
+    // An SMS opt-out (or a person's opt-in) made in GHL goes into the registry, and
+    // the contact then shows the registry's state (tags too).
+    let optout = optout_mirror::from_ghl(deps, event, &incoming).await?;
+    let optout_shown = match incoming.phone.as_deref() {
+        Some(phone) if phone.starts_with('+') => {
+            optout_mirror::show_in_ghl(deps, phone, &ghl_id).await?
+        }
+        _ => false,
+    };
     let Some(phone) = incoming.phone.clone() else {
         return Ok(Outcome::Skipped(
             "no phone number: Aloware keys contacts by phone".into(),
@@ -85,6 +94,7 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         // carry no tags.
         let resulting = Contact {
             tags: Vec::new(),
+            sms_dnd: None,
             ..merged.contact.clone()
         };
         if let Some(id) = &aloware_id {
@@ -148,6 +158,7 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
         source_id: Some(ghl_id),
         target_id: aloware_id,
         decisions: json!({"policy": deps.policy, "fields": merged.decisions, "written": wrote_aloware,
-            "ghl_write_back": write_back.keys().collect::<Vec<_>>(), "origin_marker": origin_marker}),
+            "ghl_write_back": write_back.keys().collect::<Vec<_>>(), "origin_marker": origin_marker,
+            "sms_optout_recorded": optout, "sms_optout_shown_in_ghl": optout_shown}),
     })
 }

@@ -1,7 +1,10 @@
 //! Sync routers (SPEC §6): what a claimed event means for the other systems.
 pub mod aloware_to_ghl;
+pub mod conversations;
 pub mod ghl_to_aloware;
+pub mod optout_mirror;
 pub mod tag_lists;
+pub mod texting_to_ghl;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub struct SyncDeps {
     pub custom_fields: CustomFieldIds,
     /// `GHL_CREATE_CUSTOM_FIELDS`: create missing custom fields instead of refusing to start.
     pub create_custom_fields: bool,
+    /// `GHL_CONVERSATION_PROVIDER_ID`: record SMS and calls in the contact's GHL
+    /// conversation (as this provider) instead of as notes only.
+    pub conversation_provider_id: Option<String>,
 }
 
 impl SyncDeps {
@@ -107,6 +113,10 @@ impl SyncDeps {
             write_origin_markers: s.parse_or("WRITE_ORIGIN_MARKERS", false)?,
             custom_fields: CustomFieldIds::default(),
             create_custom_fields: s.parse_or("GHL_CREATE_CUSTOM_FIELDS", false)?,
+            conversation_provider_id: s
+                .get("GHL_CONVERSATION_PROVIDER_ID")
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -169,6 +179,9 @@ impl SyncError {
     pub fn class(&self) -> FailureClass {
         match self {
             SyncError::Provider(e) => e.class(),
+            SyncError::Store(DbError::Unavailable(_)) => FailureClass::Unavailable {
+                after: Duration::from_secs(5),
+            },
             SyncError::Store(e) if e.retryable() => FailureClass::Retryable { at_least: None },
             SyncError::Store(_) | SyncError::Invalid(_) => FailureClass::Final,
             SyncError::Waiting(_) | SyncError::Deadline => {

@@ -7,9 +7,11 @@ use df_sandbox::SandboxConfig;
 use df_shared::domain::EventKind;
 use df_shared::ingest::webhook_aloware::{self as aloware, AlowareWebhookAuth};
 use df_shared::ingest::webhook_ghl::{self as ghl, GhlWebhookAuth};
+use df_shared::ingest::webhook_texting::{self as texting, TextingWebhookAuth};
 use df_shared::pipeline::deployment::CONSUMER_TIMEOUT;
 use df_shared::pipeline::relay::Relay;
-use df_shared::pipeline::{sqs_event, Consumer};
+use df_shared::pipeline::{sqs_event, Consumer, Router};
+use df_shared::sync::texting_to_ghl::TextingRouter;
 use df_shared::sync::WebhookRouter;
 use serde_json::{json, Value};
 
@@ -27,6 +29,7 @@ pub fn consumer_settings(
     extra: &[(&str, &str)],
 ) -> df_shared::lambda::Settings {
     let (ghl, aloware) = (format!("{sandbox}/ghl"), format!("{sandbox}/aloware"));
+    let texting = format!("{sandbox}/texting");
     let base = [
         ("DATABASE_URL", database_url),
         ("WEBHOOK_EVENTS_QUEUE_URL", queue_url),
@@ -35,6 +38,8 @@ pub fn consumer_settings(
         ("GHL_LOCATION_ID", "sandbox-location"),
         ("ALOWARE_BASE_URL", aloware.as_str()),
         ("ALOWARE_API_TOKEN", "sandbox-aloware-token"),
+        ("TEXTING_BASE_URL", texting.as_str()),
+        ("TEXTING_API_KEY", "sandbox-texting-key"),
         ("CONTACT_SOURCE_OF_TRUTH", policy),
         ("RETRY_BASE_SECONDS", "0"),
         ("STORE_RETRY_SECONDS", "1"),
@@ -60,6 +65,60 @@ pub struct World {
     /// Provider requests made while the consumer started (resolving GHL custom field
     /// ids): `requests()` counts what the events cost, after these.
     pub startup_requests: usize,
+    /// The texting inbox and `process-texting-events`, in worlds that text.
+    pub texting: Option<TextingSide>,
+}
+
+/// The texting half of a world: its own queue (template-shaped), ingest and consumer.
+pub struct TextingSide {
+    pub queue_url: String,
+    pub ingest: df_shared::ingest::Ingest,
+    pub auth: TextingWebhookAuth,
+    pub consumer: Consumer<TextingRouter>,
+}
+
+/// One SQS receive + invocation + deletes of `queue_url`, as Lambda's trigger does it.
+/// Returns the number of messages received.
+pub async fn poll_queue<R: Router>(
+    consumer: &Consumer<R>,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> usize {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return 0;
+    }
+    let deadline = tokio::time::Instant::now() + CONSUMER_TIMEOUT;
+    let response = consumer
+        .handle(
+            sqs_event::from_received(&messages, "arn:aws:sqs:us-east-1:123456789012:test.fifo"),
+            deadline,
+        )
+        .await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    for m in &messages {
+        if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    messages.len()
 }
 
 impl World {
@@ -105,6 +164,7 @@ impl World {
             .unwrap()
             .len();
         World {
+            texting: None,
             startup_requests,
             aloware: AlowareWebhookAuth::from_settings(&stack.settings).unwrap(),
             ghl: GhlWebhookAuth::from_settings(&stack.settings).unwrap(),
@@ -117,6 +177,74 @@ impl World {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    /// A world with the texting inbox and consumer too; `extra` configures both
+    /// consumers (e.g. `GHL_CONVERSATION_PROVIDER_ID`, `TEXTING_STOP_CONFIRMATION`).
+    pub async fn with_texting(sandbox_config: SandboxConfig, extra: &[(&str, &str)]) -> World {
+        let sandbox = df_sandbox::spawn(sandbox_config).await;
+        let stack = Stack::new().await;
+        let queues = fresh_queues().await;
+        let mut all: Vec<(&str, &str)> = extra.to_vec();
+        all.push(("TEXTING_EVENTS_QUEUE_URL", queues.url.as_str()));
+        let mut w = Self::on(stack, sandbox, &all).await;
+        let settings = consumer_settings(
+            &w.stack.database_url,
+            &w.stack.queue_url,
+            &w.sandbox,
+            "merge",
+            &all,
+        );
+        let consumer = df_shared::pipeline::texting_consumer(&settings)
+            .await
+            .expect("texting consumer");
+        let ingest = df_shared::ingest::Ingest {
+            kind: EventKind::Texting,
+            queue: settings
+                .queue("TEXTING_EVENTS_QUEUE_URL")
+                .await
+                .expect("texting queue"),
+            ..w.stack.ingest.clone()
+        };
+        w.texting = Some(TextingSide {
+            queue_url: queues.url,
+            auth: TextingWebhookAuth::from_settings(&w.stack.settings).unwrap(),
+            ingest,
+            consumer,
+        });
+        w
+    }
+
+    fn texting_side(&self) -> &TextingSide {
+        self.texting.as_ref().expect("a world built with_texting")
+    }
+
+    pub async fn texting_webhook(&self, body: Value) -> Value {
+        let (status, answer) = self.try_texting_webhook(&body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    pub async fn try_texting_webhook(&self, body: &Value) -> (u16, Value) {
+        let side = self.texting_side();
+        let req = post(
+            "/api/webhooks/texting",
+            &[("x-texting-secret", TEXTING_SECRET)],
+            body.to_string(),
+        );
+        json_of(texting::handle(&side.ingest, &side.auth, req).await).await
+    }
+
+    /// Texting events as `(event_type, status, reason or error)`, oldest first.
+    pub async fn texting_statuses(&self) -> Vec<(String, String, Option<String>)> {
+        let client = db_client(&self.stack.database_url).await;
+        client
+            .query("SELECT event_type, status, coalesce(skip_reason, error_message) FROM texting_webhook_events ORDER BY received_at", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
     }
 
     pub async fn aloware_webhook(&self, body: Value) -> Value {
@@ -149,45 +277,9 @@ impl World {
         json_of(ghl::handle(&self.stack.ingest, &self.ghl, req).await).await
     }
 
-    /// One SQS receive + invocation + deletes, as Lambda's trigger does it. Returns the
-    /// number of messages received.
+    /// One SQS receive + invocation + deletes of the webhook queue.
     pub async fn poll_once(&self, sqs: &aws_sdk_sqs::Client) -> usize {
-        let out = sqs
-            .receive_message()
-            .queue_url(&self.stack.queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return 0;
-        }
-        let deadline = tokio::time::Instant::now() + CONSUMER_TIMEOUT;
-        let response = self
-            .consumer
-            .handle(
-                sqs_event::from_received(&messages, "arn:aws:sqs:us-east-1:123456789012:test.fifo"),
-                deadline,
-            )
-            .await;
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        for m in &messages {
-            if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                sqs.delete_message()
-                    .queue_url(&self.stack.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-        messages.len()
+        poll_queue(&self.consumer, sqs, &self.stack.queue_url).await
     }
 
     /// Act as Lambda's SQS trigger, with `POLLERS` concurrent batches (several message
@@ -237,8 +329,11 @@ impl World {
         let deadline = std::time::Instant::now() + limit;
         let watcher = async {
             while std::time::Instant::now() < deadline {
-                let settled =
+                let mut settled =
                     depth(&self.stack.queue_url).await == 0 && self.unfinished().await == 0;
+                if let Some(side) = &self.texting {
+                    settled &= depth(&side.queue_url).await == 0;
+                }
                 if settled && idle.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3 {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     return;
@@ -250,8 +345,13 @@ impl World {
             }
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             panic!(
-                "events still unfinished after {limit:?}: {:?}",
-                self.statuses().await
+                "events still unfinished after {limit:?}: {:?} {:?}",
+                self.statuses().await,
+                if self.texting.is_some() {
+                    self.texting_statuses().await
+                } else {
+                    vec![]
+                }
             );
         };
         futures::join!(watcher, self.run_consumers_until(&stop));
@@ -268,6 +368,14 @@ impl World {
                 }
             }
         };
+        let texting_poller = || async {
+            let Some(side) = &self.texting else { return };
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if poll_queue(&side.consumer, &sqs, &side.queue_url).await == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
         let relaying = async {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 relay.run_once().await;
@@ -276,15 +384,23 @@ impl World {
         };
         futures::join!(
             futures::future::join_all((0..POLLERS).map(|_| poller())),
+            futures::future::join_all((0..POLLERS).map(|_| texting_poller())),
             relaying
         );
     }
 
     /// Rows not yet finished (pending, error, processing).
     pub async fn unfinished(&self) -> i64 {
+        // Texting rows only where a texting consumer runs.
+        let sql = if self.texting.is_some() {
+            "SELECT (SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'error', 'processing'))
+                + (SELECT count(*) FROM texting_webhook_events WHERE status IN ('pending', 'error', 'processing'))"
+        } else {
+            "SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'error', 'processing')"
+        };
         db_client(&self.stack.database_url)
             .await
-            .query_one("SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'error', 'processing')", &[])
+            .query_one(sql, &[])
             .await
             .map(|r| r.get(0))
             .unwrap_or(1)
@@ -300,12 +416,16 @@ impl World {
             ),
         ];
         settings.extend(self.extra.iter().cloned());
-        Relay::from_settings(
-            &df_shared::lambda::Settings::from_pairs(settings),
-            &[EventKind::Webhook],
-        )
-        .await
-        .unwrap()
+        let kinds: &[EventKind] = match &self.texting {
+            Some(side) => {
+                settings.push(("TEXTING_EVENTS_QUEUE_URL".into(), side.queue_url.clone()));
+                &[EventKind::Webhook, EventKind::Texting]
+            }
+            None => &[EventKind::Webhook],
+        };
+        Relay::from_settings(&df_shared::lambda::Settings::from_pairs(settings), kinds)
+            .await
+            .unwrap()
     }
 
     pub async fn sandbox_get(&self, path: &str) -> Value {
@@ -365,5 +485,37 @@ impl World {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect()
+    }
+}
+
+/// Signs GHL marketplace webhooks with a test key the world's GHL config trusts.
+pub struct GhlSigner(ed25519_dalek::SigningKey);
+
+impl GhlSigner {
+    pub fn install(w: &mut World) -> GhlSigner {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
+        let pem = key
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap();
+        let keys = df_shared::auth::GhlKeys::from_pem(
+            &pem,
+            df_shared::auth::ghl_signature::PUBLISHED_RSA_PEM,
+        )
+        .unwrap();
+        w.ghl = GhlWebhookAuth::new(keys, Some(WORKFLOW_SECRET.into()));
+        GhlSigner(key)
+    }
+
+    pub async fn send(&self, w: &World, body: Value) {
+        use base64::Engine;
+        use ed25519_dalek::Signer as _;
+        let text = body.to_string();
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(self.0.sign(text.as_bytes()).to_bytes());
+        let req = post("/api/webhooks/ghl", &[("x-ghl-signature", &sig)], text);
+        let (status, answer) = json_of(ghl::handle(&w.stack.ingest, &w.ghl, req).await).await;
+        assert_eq!(status, 200, "{answer}");
     }
 }

@@ -1,0 +1,80 @@
+//! What every admin route shares (SPEC §8): the `X-DF-ADMIN-SECRET` check (constant
+//! time), JSON errors, and query parameters.
+use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
+
+use crate::auth::secret::secret_eq;
+use crate::lambda::http::{error_response, header};
+
+pub const ADMIN_SECRET_HEADER: &str = "x-df-admin-secret";
+
+/// A request an admin route refuses: answered as `{"error": code, "message": ...}`.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parameter",
+            message: message.into(),
+        }
+    }
+
+    pub fn store_unavailable() -> Self {
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            message: "the database did not answer; retry".into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        error_response(self.status, self.code, self.message)
+    }
+}
+
+/// Refused (401) unless the request carries the admin secret.
+pub fn authorize(req: &Request, secret: &str) -> Result<(), Refusal> {
+    match header(req, ADMIN_SECRET_HEADER) {
+        Some(given) if secret_eq(given.as_bytes(), secret.as_bytes()) => Ok(()),
+        _ => Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "missing or wrong X-DF-ADMIN-SECRET".into(),
+        }),
+    }
+}
+
+/// Refused (405) unless the request uses `method`.
+pub fn require_method(req: &Request, method: &str) -> Result<(), Refusal> {
+    if req.method().as_str() == method {
+        return Ok(());
+    }
+    Err(Refusal {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("use {method}"),
+    })
+}
+
+/// A query parameter, trimmed; `None` when absent or empty.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// `includeBody=true` (personal data unmasked).
+pub fn include_body(req: &Request) -> Result<bool, Refusal> {
+    match query(req, "includeBody").as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Refusal::bad_request("includeBody must be true or false")),
+    }
+}

@@ -1,0 +1,487 @@
+//! Texting → GHL (SPEC §6) and the opt-out requests that arrive as texts (SPEC §7).
+//!
+//! A message is recorded once on the GHL contact of the external party (inbound: `from`,
+//! outbound: `to`): a note by default, a message in the contact's conversation when
+//! `GHL_CONVERSATION_PROVIDER_ID` is set. The record's intent is taken before GHL is
+//! written and its id saved the moment GHL returns it; a retried attempt adopts what an
+//! earlier one wrote. An inbound keyword message is recorded in the opt-out registry
+//! before anything else, so a STOP is honoured by every send even while GHL is down.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::conversations::{conversation_for, unowned_message};
+use super::optout_mirror::{self, contact_for_phone, opted_out_fields};
+use super::{Outcome, SyncDeps, SyncError};
+use crate::adapters::event_store::EventRow;
+use crate::adapters::optout_store::{self, Recorded, Request, RequestKind};
+use crate::adapters::sync_store::{self, MessageIntent, MessageMapping, MessageWritten};
+use crate::domain::json::id_str;
+use crate::domain::optout::{self, Action, Status};
+use crate::domain::sms::{self, SmsNote};
+use crate::domain::texting_webhook::{normalize, Direction, TextingMessage};
+use crate::pipeline::Router;
+use crate::providers::texting_api::{Purpose, SendError, TextingClient};
+
+const DIRECTION: &str = "texting_to_ghl";
+
+/// Longer than the consumer's timeout: an attempt still running keeps its intent.
+const MESSAGE_INTENT_LEASE: Duration = Duration::from_secs(300);
+
+/// The texts the middleware itself sends (SPEC §7), both through the guarded client.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    /// `TEXTING_HELP_REPLY`: the answer to HELP / INFO.
+    pub help: Option<String>,
+    /// `TEXTING_STOP_CONFIRMATION`: at most one per opt-out.
+    pub stop_confirmation: Option<String>,
+    /// `TEXTING_FROM_NUMBER`: used when the request does not say which number it reached.
+    pub from_number: Option<String>,
+}
+
+/// `process-texting-events`'s router.
+pub struct TextingRouter {
+    pub deps: SyncDeps,
+    pub texting: TextingClient,
+    pub replies: Replies,
+    /// `TEXTING_SYNC_TO_ALOWARE`: map the Aloware contact of each message's party.
+    pub sync_to_aloware: bool,
+}
+
+impl Router for TextingRouter {
+    async fn route(&self, event: &EventRow) -> Result<Outcome, SyncError> {
+        let m = normalize(&event.payload, &self.deps.default_country)
+            .map_err(|e| SyncError::Invalid(e.to_string()))?;
+        match m.event_type.as_str() {
+            "message.received" | "message.sent" => self.message(event, &m).await,
+            "message.delivered" | "message.failed" => self.status(&m).await,
+            "optout.stop" | "optout.help" => self.optout_event(event, &m).await,
+            "conversation.created" => Ok(Outcome::Skipped(
+                "conversation.created: GHL keeps its own conversation per contact".into(),
+            )),
+            other => Ok(Outcome::Skipped(format!(
+                "no sync rule for texting {other} events"
+            ))),
+        }
+    }
+}
+
+/// The external party's number: who texted us, or whom we texted.
+fn party(m: &TextingMessage) -> Result<(Direction, String), SyncError> {
+    let direction = m.direction.unwrap_or(Direction::Inbound);
+    let number = match direction {
+        Direction::Inbound => m.from.as_deref(),
+        Direction::Outbound => m.to.as_deref(),
+    };
+    number
+        .filter(|n| n.starts_with('+'))
+        .map(|n| (direction, n.to_string()))
+        .ok_or_else(|| {
+            SyncError::Invalid(format!(
+                "no valid phone number for the external party (`{}`)",
+                if direction == Direction::Inbound {
+                    "from"
+                } else {
+                    "to"
+                }
+            ))
+        })
+}
+
+fn message_id(m: &TextingMessage) -> Result<&str, SyncError> {
+    m.message_id
+        .as_deref()
+        .ok_or_else(|| SyncError::Invalid("texting message without id".into()))
+}
+
+/// When the message was sent, else when we received the webhook.
+fn sent_at(m: &TextingMessage, event: &EventRow) -> DateTime<Utc> {
+    sms::parse_time(m.timestamp.as_deref()).unwrap_or(event.received_at)
+}
+
+impl TextingRouter {
+    async fn message(&self, event: &EventRow, m: &TextingMessage) -> Result<Outcome, SyncError> {
+        let deps = &self.deps;
+        let id = message_id(m)?;
+        let (direction, phone) = party(m)?;
+        let mut decisions = json!({"direction": direction.as_str()});
+        // 1. The registry first: a STOP holds even if everything after this fails.
+        let request = match direction {
+            Direction::Inbound => self.keyword_request(event, m, &phone, id).await?,
+            Direction::Outbound => None,
+        };
+        let status = optout_store::status(&deps.pool, &phone).await?;
+        if direction == Direction::Outbound && status == Status::OptedOut {
+            // Sent by the texting system itself, not through our guard: say so loudly.
+            tracing::warn!(alert = "texted_opted_out_number", event_id = %event.id,
+                "the texting system reports a message sent to an opted-out number");
+            decisions["compliance"] = json!("the texting system sent this to an opted-out number");
+        }
+        // 2. The reply the request asks for, at most once, before GHL is involved: a
+        //    confirmation does not wait out a GHL outage.
+        if let Some((action, recorded)) = &request {
+            decisions["optout"] = json!(action_name(*action));
+            decisions["reply"] = json!(self.reply(*action, recorded, &phone, m).await?);
+        }
+        // 3. The contact, created already opted out when the registry says so.
+        let extra = if status == Status::OptedOut {
+            opted_out_fields()
+        } else {
+            json!({})
+        };
+        let (ghl_id, created) = contact_for_phone(deps, &phone, extra, DIRECTION).await?;
+        decisions["contact_created"] = json!(created);
+        // 4. The message's one GHL record.
+        let record = self
+            .record_message(event, m, id, direction, &ghl_id)
+            .await?;
+        decisions["record"] = record;
+        // 5. GHL shows the registry's state (DND + tags).
+        decisions["optout_shown_in_ghl"] =
+            json!(optout_mirror::show_in_ghl(deps, &phone, &ghl_id).await?);
+        if self.sync_to_aloware {
+            decisions["aloware"] = self.aloware_side(&phone, &ghl_id).await?;
+        }
+        Ok(Outcome::Done {
+            direction: DIRECTION,
+            source_id: Some(id.to_string()),
+            target_id: Some(ghl_id),
+            decisions,
+        })
+    }
+
+    /// An inbound message that is a keyword request, recorded in the registry.
+    async fn keyword_request(
+        &self,
+        event: &EventRow,
+        m: &TextingMessage,
+        phone: &str,
+        id: &str,
+    ) -> Result<Option<(Action, Recorded)>, SyncError> {
+        let text = m.body.as_deref().unwrap_or_default();
+        let status = optout_store::status(&self.deps.pool, phone).await?;
+        let action = optout::action(text, status);
+        let (kind, keyword) = match action {
+            Action::OptOut(k) => (RequestKind::OptOut, k),
+            Action::OptIn(k) => (RequestKind::OptIn, k),
+            Action::Help(k) => (RequestKind::Help, k),
+            Action::None => return Ok(None),
+        };
+        let recorded = optout_store::record(
+            &self.deps.pool,
+            &Request {
+                phone,
+                kind,
+                keyword: Some(keyword),
+                source: "texting",
+                source_message_id: id,
+                raw_text: Some(text),
+                received_at: sent_at(m, event),
+            },
+        )
+        .await?;
+        Ok(recorded.map(|r| (action, r)))
+    }
+
+    /// `optout.stop` / `optout.help`: the texting system's own reading of a request.
+    async fn optout_event(
+        &self,
+        event: &EventRow,
+        m: &TextingMessage,
+    ) -> Result<Outcome, SyncError> {
+        let deps = &self.deps;
+        let phone = m
+            .from
+            .as_deref()
+            .filter(|n| n.starts_with('+'))
+            .ok_or_else(|| SyncError::Invalid("opt-out event without a valid `from`".into()))?
+            .to_string();
+        let (kind, action) = if m.event_type == "optout.stop" {
+            (RequestKind::OptOut, Action::OptOut("STOP"))
+        } else {
+            (RequestKind::Help, Action::Help("HELP"))
+        };
+        // The same message may also arrive as `message.received`: one request either way.
+        let source_id = m.message_id.clone().unwrap_or_else(|| event.id.to_string());
+        let keyword = m
+            .body
+            .as_deref()
+            .and_then(optout::keyword)
+            .map(|k| k.word())
+            .unwrap_or(action_keyword(action));
+        let recorded = optout_store::record(
+            &deps.pool,
+            &Request {
+                phone: &phone,
+                kind,
+                keyword: Some(keyword),
+                source: "texting",
+                source_message_id: &source_id,
+                raw_text: m.body.as_deref(),
+                received_at: sent_at(m, event),
+            },
+        )
+        .await?
+        .ok_or_else(|| SyncError::Invalid("not a recordable request".into()))?;
+        let mut decisions = json!({"optout": action_name(action), "new": recorded.new});
+        decisions["reply"] = json!(self.reply(action, &recorded, &phone, m).await?);
+        if kind == RequestKind::OptOut {
+            let extra = opted_out_fields();
+            let (ghl_id, created) = contact_for_phone(deps, &phone, extra, DIRECTION).await?;
+            decisions["contact_created"] = json!(created);
+            decisions["optout_shown_in_ghl"] =
+                json!(optout_mirror::show_in_ghl(deps, &phone, &ghl_id).await?);
+        }
+        Ok(Outcome::Done {
+            direction: DIRECTION,
+            source_id: Some(source_id),
+            target_id: None,
+            decisions,
+        })
+    }
+
+    /// The confirmation of a new opt-out or the answer to HELP: claimed once per
+    /// request, then sent through the guarded client. Never retried once claimed: a
+    /// second confirmation is worse than a missing one.
+    async fn reply(
+        &self,
+        action: Action,
+        recorded: &Recorded,
+        phone: &str,
+        m: &TextingMessage,
+    ) -> Result<String, SyncError> {
+        let pool = &self.deps.pool;
+        let (text, kind, purpose) = match action {
+            Action::OptOut(_) if !recorded.changed => {
+                return Ok("none: the number was already opted out".into())
+            }
+            Action::OptOut(_) => (
+                self.replies.stop_confirmation.as_deref(),
+                "confirmation",
+                Purpose::OptoutConfirmation(recorded.event_id),
+            ),
+            Action::Help(_) => (
+                self.replies.help.as_deref(),
+                "help",
+                Purpose::HelpReply(recorded.event_id),
+            ),
+            Action::OptIn(_) | Action::None => return Ok("none".into()),
+        };
+        let Some(text) = text else {
+            return Ok(format!("none: no {kind} text configured"));
+        };
+        // The number the person texted answers them.
+        let from = match m.to.as_deref().or(self.replies.from_number.as_deref()) {
+            Some(from) => from.to_string(),
+            None => return Ok("none: no number to send from (TEXTING_FROM_NUMBER)".into()),
+        };
+        if !optout_store::take_reply(pool, recorded.event_id, kind).await? {
+            return Ok(format!("none: the {kind} was already handled"));
+        }
+        match self.texting.send(phone, &from, text, purpose).await {
+            Ok(sent) => {
+                optout_store::save_reply_send(pool, recorded.event_id, sent.send_id).await?;
+                Ok(format!("{kind} sent"))
+            }
+            Err(SendError::OptedOut) => Ok(format!("{kind} refused: the number is opted out")),
+            Err(SendError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "reply not sent");
+                Ok(format!("{kind} not sent: {e}"))
+            }
+        }
+    }
+
+    /// Write the message's GHL record once, or adopt the one an earlier attempt wrote.
+    async fn record_message(
+        &self,
+        event: &EventRow,
+        m: &TextingMessage,
+        id: &str,
+        direction: Direction,
+        ghl_id: &str,
+    ) -> Result<Value, SyncError> {
+        let deps = &self.deps;
+        let (resumed, mapping) =
+            match sync_store::take_message_intent(&deps.pool, id, event.id, MESSAGE_INTENT_LEASE)
+                .await?
+            {
+                MessageIntent::Written(m) => {
+                    return Ok(
+                        json!({"kind": m.ghl_record_kind, "id": m.ghl_record_id, "existing": true}),
+                    )
+                }
+                MessageIntent::Held => {
+                    return Err(SyncError::Waiting(
+                        "another event is recording this message".into(),
+                    ))
+                }
+                MessageIntent::Mine { resumed, mapping } => {
+                    (resumed || event.attempts > 1, mapping)
+                }
+            };
+        let at = sent_at(m, event);
+        let body = m.body.as_deref().unwrap_or_default();
+        let (kind, record_id, conversation_id, adopted) = match &deps.conversation_provider_id {
+            Some(provider) => {
+                let conversation = conversation_for(deps, ghl_id).await?;
+                let adopted = if resumed {
+                    unowned_message(deps, &conversation, |g| {
+                        g.get("body").and_then(Value::as_str) == Some(body)
+                            && g.get("direction").and_then(Value::as_str)
+                                == Some(direction.as_str())
+                    })
+                    .await?
+                } else {
+                    None
+                };
+                let record_id = match &adopted {
+                    Some(id) => id.clone(),
+                    None => {
+                        let message = json!({"type": "SMS", "conversationId": conversation,
+                            "contactId": ghl_id, "conversationProviderId": provider,
+                            "message": body, "direction": direction.as_str(),
+                            "date": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                            "altId": id});
+                        deps.ghl.add_conversation_message(&message).await?
+                    }
+                };
+                (
+                    "conversation",
+                    record_id,
+                    Some(conversation),
+                    adopted.is_some(),
+                )
+            }
+            None => {
+                let adopted = if resumed {
+                    deps.ghl
+                        .list_notes(ghl_id)
+                        .await?
+                        .iter()
+                        .find(|n| {
+                            n.get("body")
+                                .and_then(Value::as_str)
+                                .is_some_and(|b| sms::is_note_of(b, id))
+                        })
+                        .and_then(|n| id_str(n.get("id")))
+                } else {
+                    None
+                };
+                let record_id = match &adopted {
+                    Some(id) => id.clone(),
+                    None => {
+                        let note = SmsNote {
+                            direction,
+                            at,
+                            from: m.from.as_deref(),
+                            to: m.to.as_deref(),
+                            body,
+                            message_id: id,
+                        };
+                        deps.ghl.create_note(ghl_id, &note.render()).await?
+                    }
+                };
+                ("note", record_id, None, adopted.is_some())
+            }
+        };
+        let status = mapping.status.clone().unwrap_or_else(|| match direction {
+            Direction::Inbound => "received".into(),
+            Direction::Outbound => "sent".into(),
+        });
+        sync_store::save_message_written(
+            &deps.pool,
+            id,
+            &MessageWritten {
+                ghl_contact_id: ghl_id,
+                ghl_record_id: &record_id,
+                kind,
+                conversation_id: conversation_id.as_deref(),
+                direction: direction.as_str(),
+                from: m.from.as_deref(),
+                to: m.to.as_deref(),
+                status: &status,
+            },
+        )
+        .await?;
+        // A delivery status that arrived before the message reaches GHL now.
+        let status_pushed = match (kind, sms::ghl_message_status(&format!("message.{status}"))) {
+            ("conversation", Some(s)) => Some(self.push_status(&record_id, s).await?),
+            _ => None,
+        };
+        Ok(
+            json!({"kind": kind, "id": record_id, "adopted": adopted, "status_pushed": status_pushed}),
+        )
+    }
+
+    /// `message.delivered` / `message.failed`: the mapping's status, and the GHL
+    /// message's where the conversation route is used.
+    async fn status(&self, m: &TextingMessage) -> Result<Outcome, SyncError> {
+        let id = message_id(m)?;
+        let status = sms::ghl_message_status(&m.event_type).expect("a status event");
+        let mapping: MessageMapping =
+            sync_store::save_message_status(&self.deps.pool, id, status).await?;
+        let ghl = match (mapping.ghl_record_kind.as_deref(), &mapping.ghl_record_id) {
+            (Some("conversation"), Some(record)) => self.push_status(record, status).await?,
+            (Some(_), Some(_)) => "a note has no status in GHL".to_string(),
+            _ => "the message is not in GHL yet; its status goes with it".to_string(),
+        };
+        Ok(Outcome::Done {
+            direction: DIRECTION,
+            source_id: Some(id.to_string()),
+            target_id: mapping.ghl_record_id,
+            decisions: json!({"status": status, "ghl": ghl}),
+        })
+    }
+
+    /// GHL lets only the conversation provider's own app token set a message's status
+    /// (research/ghl.md §4): a refusal of our token is reported, not retried.
+    async fn push_status(&self, record: &str, status: &str) -> Result<String, SyncError> {
+        match self.deps.ghl.update_message_status(record, status).await {
+            Ok(()) => Ok(format!("GHL message marked {status}")),
+            Err(e) if e.is_credential() => Ok(format!(
+                "GHL refused the status update (HTTP {}): only the provider app's token may set it",
+                e.status.unwrap_or_default()
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `TEXTING_SYNC_TO_ALOWARE`: Aloware has no API to record an SMS; the party's
+    /// Aloware contact is mapped, and the log says so.
+    async fn aloware_side(&self, phone: &str, ghl_id: &str) -> Result<Value, SyncError> {
+        let deps = &self.deps;
+        let found = deps.aloware.lookup_phone(phone).await?;
+        let aloware_id = found.as_ref().and_then(|c| id_str(c.get("id")));
+        if let Some(aloware_id) = &aloware_id {
+            sync_store::save_mapping(
+                &deps.pool,
+                Some(aloware_id),
+                ghl_id,
+                Some(phone),
+                None,
+                DIRECTION,
+            )
+            .await?;
+        }
+        Ok(json!({"contact": aloware_id, "message":
+            "not supported: Aloware has no API to record an SMS"}))
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::OptOut(_) => "opt_out",
+        Action::OptIn(_) => "opt_in",
+        Action::Help(_) => "help",
+        Action::None => "none",
+    }
+}
+
+fn action_keyword(action: Action) -> &'static str {
+    match action {
+        Action::OptOut(k) | Action::OptIn(k) | Action::Help(k) => k,
+        Action::None => "",
+    }
+}
