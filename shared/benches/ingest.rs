@@ -221,6 +221,7 @@ async fn main() {
     for (concurrency, total) in [(1usize, n1 / rounds), (16usize, n16 / rounds)] {
         let mut bare_rounds = Vec::new();
         let mut ingest_rounds = Vec::new();
+        let mut statement_rounds = Vec::new();
         for round in 0..rounds {
             let bare = || {
                 let tag = Uuid::new_v4().simple().to_string();
@@ -274,10 +275,45 @@ async fn main() {
                     }
                 })
             };
+            // The store statement alone (bodies classified beforehand): what the
+            // database pays for the ingest, without the handler's CPU.
+            let statement_only = || {
+                let run = Uuid::new_v4().simple().to_string();
+                let classified: Arc<Vec<(String, ghl::GhlWebhook)>> = Arc::new(
+                    (0..total)
+                        .map(|i| {
+                            let b = contact_body(i, &run);
+                            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+                            let w = ghl::classify(&v, b.as_bytes(), "US").unwrap();
+                            (b, w)
+                        })
+                        .collect(),
+                );
+                let pool = ingest.pool.clone();
+                throughput(total, concurrency, move |i| {
+                    let (pool, classified) = (pool.clone(), classified.clone());
+                    async move {
+                        let (b, w) = &classified[i];
+                        let new = NewEvent {
+                            source: Source::Ghl,
+                            classified: &w.classified,
+                            payload_json: b,
+                            dedupe: &w.dedupe_key,
+                            texting: None,
+                            quarantine: None,
+                        };
+                        event_store::insert(&pool, EventKind::Webhook, &new)
+                            .await
+                            .unwrap();
+                    }
+                })
+            };
             if round % 2 == 0 {
                 bare_rounds.push(bare().await);
                 ingest_rounds.push(to_commit().await);
+                statement_rounds.push(statement_only().await);
             } else {
+                statement_rounds.push(statement_only().await);
                 ingest_rounds.push(to_commit().await);
                 bare_rounds.push(bare().await);
             }
@@ -292,6 +328,9 @@ async fn main() {
         println!("  concurrency {c:>2}: bare INSERT {bare:>8.0} | ingest to commit {store_only:>8.0} = {:.0} % of INSERT (per-round ratios {})",
             100.0 * store_only / bare,
             per_round.iter().map(|r| format!("{r:.0} %")).collect::<Vec<_>>().join(", "));
+        let statement = median(&statement_rounds);
+        println!("                  the store statement alone (classified beforehand) {statement:>8.0} = {:.0} % of INSERT",
+            100.0 * statement / bare);
 
         let aws = df_shared::adapters::queue::aws_config().await;
         let queue = fresh_queue(&aws).await;
