@@ -155,6 +155,7 @@ local_webhook_secrets() {
   export GHL_WORKFLOW_WEBHOOK_SECRET="${GHL_WORKFLOW_WEBHOOK_SECRET:-local-workflow-secret}"
   export TEXTING_WEBHOOK_SECRET="${TEXTING_WEBHOOK_SECRET:-local-texting-secret}"
   export DF_ADMIN_SECRET="${DF_ADMIN_SECRET:-local-admin-secret}"
+  export X_DF_JOBS_SECRET="${X_DF_JOBS_SECRET:-local-jobs-secret}"
   # The texts the middleware sends itself (set either to "" to send none).
   export TEXTING_STOP_CONFIRMATION="${TEXTING_STOP_CONFIRMATION-You are unsubscribed and will get no more texts. Reply START to resubscribe.}"
   export TEXTING_HELP_REPLY="${TEXTING_HELP_REPLY-Reply STOP to unsubscribe. Msg and data rates may apply.}"

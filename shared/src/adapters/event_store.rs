@@ -17,7 +17,7 @@ use crate::domain::event::watermark_key;
 use crate::domain::texting_webhook::TextingMessage;
 use crate::domain::{Classified, EventKind, Source};
 
-fn table(kind: EventKind) -> &'static str {
+pub(crate) fn table(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Webhook => "webhook_events",
         EventKind::Texting => "texting_webhook_events",
@@ -678,9 +678,17 @@ pub async fn take_resends(
     stale: Duration,
     lease: Duration,
     limit: i64,
+    least_recently_sent_first: bool,
 ) -> Result<Vec<Resend>, DbError> {
     let client = pool.get().await?;
     let t = table(kind);
+    // The relay goes oldest first; an operator's repeated push goes round the backlog
+    // (rows it sent a moment ago wait their turn) instead of re-sending the same rows.
+    let order = if least_recently_sent_first {
+        "e.enqueued_at NULLS FIRST, e.received_at"
+    } else {
+        "e.received_at"
+    };
     let sql = format!(
         "WITH due AS (
             SELECT e.id FROM {t} e
@@ -692,7 +700,7 @@ pub async fn take_resends(
                            SELECT 1 FROM {t} o
                            WHERE o.person_key = e.person_key AND o.received_at < e.received_at
                              AND o.status IN ('pending', 'error', 'processing'))))
-            ORDER BY e.received_at
+            ORDER BY {order}
             LIMIT $3
             FOR UPDATE SKIP LOCKED)
          UPDATE {t} e SET enqueued_at = now(), enqueue_count = e.enqueue_count + 1
@@ -744,4 +752,34 @@ pub async fn backlog(pool: &Pool, kind: EventKind) -> Result<(i64, Option<f64>),
     );
     let r = client.query_one(&sql, &[]).await?;
     Ok((r.get(0), r.get(1)))
+}
+
+/// Rows waiting for an attempt (`pending`, `error`).
+pub async fn pending_count(pool: &Pool, kind: EventKind) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE status IN ('pending', 'error')",
+        table(kind)
+    );
+    Ok(client.query_one(&sql, &[]).await?.get(0))
+}
+
+/// Up to `limit` due rows that are the oldest unfinished row of their person, oldest
+/// first: what `jobs-run-once` may process now without overtaking anyone's older event.
+pub async fn due_heads(pool: &Pool, kind: EventKind, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    let client = pool.get().await?;
+    let t = table(kind);
+    let sql = format!(
+        "SELECT e.id FROM {t} e
+         WHERE e.status IN ('pending', 'error') AND e.next_attempt_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM {t} o WHERE o.person_key = e.person_key
+                 AND o.received_at < e.received_at AND o.status IN ('pending', 'error', 'processing'))
+         ORDER BY e.received_at LIMIT $1"
+    );
+    Ok(client
+        .query(&sql, &[&limit])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }

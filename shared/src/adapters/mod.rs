@@ -1,4 +1,5 @@
 //! Adapters: everything that talks to Postgres, SQS or Secrets Manager.
+pub mod admin_store;
 pub mod db;
 pub mod db_tls;
 pub mod event_store;

@@ -86,6 +86,17 @@ fn failure(message_id: &str) -> BatchItemFailure {
     f
 }
 
+/// What `jobs-run-once` did.
+#[derive(Debug, Default, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct RunReport {
+    /// Rows attempted.
+    pub processed: usize,
+    /// Attempts that did not end `done` or `skipped` (and reads that failed).
+    pub errors: usize,
+    /// Stopped by its time budget with rows left to do.
+    pub out_of_time: bool,
+}
+
 /// Why a record goes back to the queue, and when it should be seen again.
 struct Requeue {
     after: Duration,
@@ -141,6 +152,54 @@ impl<R: Router> Consumer<R> {
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failures;
         response
+    }
+
+    /// `jobs-run-once`: attempt up to `limit` due rows in this call, each through the
+    /// same claim, attempt and finish as a queue record, never a person's younger row
+    /// before its older one; stops when less than a record's minimum time is left.
+    pub async fn run_due(&self, limit: usize, deadline: Instant) -> RunReport {
+        let mut report = RunReport::default();
+        let mut tried: HashSet<uuid::Uuid> = HashSet::new();
+        while report.processed < limit {
+            let heads = match event_store::due_heads(&self.pool, self.kind, limit as i64).await {
+                Ok(heads) => heads,
+                Err(e) => {
+                    tracing::error!(error = %e, "run-once could not read the inbox");
+                    report.errors += 1;
+                    break;
+                }
+            };
+            let fresh: Vec<uuid::Uuid> = heads.into_iter().filter(|id| tried.insert(*id)).collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for id in fresh {
+                // An attempt needs its minimum time plus the reserve for recording it.
+                let needed = self.timing.record_min_time + FINISH_RESERVE;
+                if report.processed >= limit
+                    || deadline.saturating_duration_since(Instant::now()) < needed
+                {
+                    report.out_of_time = report.processed < limit;
+                    return report;
+                }
+                let event = match event_store::claim(&self.pool, self.kind, id, CLAIM_LEASE).await {
+                    Ok(Ok(event)) => event,
+                    Ok(Err(_)) => continue,
+                    Err(e) => {
+                        tracing::warn!(event_id = %id, error = %e, "run-once claim failed");
+                        report.errors += 1;
+                        continue;
+                    }
+                };
+                report.processed += 1;
+                let _ = Box::pin(self.attempt(&event, deadline)).await;
+                match event_store::status(&self.pool, self.kind, id).await {
+                    Ok(Some(s)) if s == "done" || s == "skipped" => {}
+                    _ => report.errors += 1,
+                }
+            }
+        }
+        report
     }
 
     async fn hide(&self, record: &SqsMessage, delay: Duration) {

@@ -44,7 +44,10 @@ pub struct KindReport {
     pub kind: &'static str,
     pub resent: usize,
     pub send_failures: usize,
+    /// Unfinished rows (pending, error, processing).
     pub backlog: i64,
+    /// Rows waiting for an attempt (pending, error).
+    pub pending: i64,
 }
 
 impl Relay {
@@ -68,9 +71,19 @@ impl Relay {
         let deadline = Instant::now() + self.budget;
         let mut reports = Vec::new();
         for (kind, queue) in &self.queues {
-            reports.push(Box::pin(self.relay_kind(*kind, queue, deadline)).await);
+            reports.push(Box::pin(self.relay_kind(*kind, queue, deadline, self.stale, None)).await);
         }
         reports
+    }
+
+    /// `jobs-enqueue-pending`: send a message now for up to `limit` due rows of `kind`
+    /// at the head of their person's line, however recently they were sent (an
+    /// operator's push; the consumer ignores a message whose row is already finished).
+    /// `None` when this relay has no queue for `kind`.
+    pub async fn enqueue_due(&self, kind: EventKind, limit: usize) -> Option<KindReport> {
+        let (_, queue) = self.queues.iter().find(|(k, _)| *k == kind)?;
+        let deadline = Instant::now() + self.budget;
+        Some(Box::pin(self.relay_kind(kind, queue, deadline, Duration::ZERO, Some(limit))).await)
     }
 
     async fn relay_kind(
@@ -78,18 +91,27 @@ impl Relay {
         kind: EventKind,
         queue: &EventQueue,
         deadline: Instant,
+        stale: Duration,
+        limit: Option<usize>,
     ) -> KindReport {
         let mut report = KindReport {
             kind: kind.as_str(),
             ..Default::default()
         };
         while Instant::now() < deadline {
+            let room = limit.map_or(BATCH, |l| {
+                (l.saturating_sub(report.resent) as i64).min(BATCH)
+            });
+            if room == 0 {
+                break;
+            }
             let chosen = match event_store::take_resends(
                 &self.pool,
                 kind,
-                self.stale,
+                stale,
                 CLAIM_LEASE,
-                BATCH,
+                room,
+                limit.is_some(),
             )
             .await
             {
@@ -99,7 +121,7 @@ impl Relay {
                     break;
                 }
             };
-            let full = chosen.len() as i64 == BATCH;
+            let full = chosen.len() as i64 == room;
             for (i, row) in chosen.iter().enumerate() {
                 if let Err(e) = queue.send(row.id, kind, &row.person_key, row.seq).await {
                     // Stop here: sending later rows now could overtake this one.
@@ -125,6 +147,9 @@ impl Relay {
         report.backlog = event_store::backlog(&self.pool, kind)
             .await
             .map(|(n, _)| n)
+            .unwrap_or(-1);
+        report.pending = event_store::pending_count(&self.pool, kind)
+            .await
             .unwrap_or(-1);
         tracing::info!(
             kind = report.kind,

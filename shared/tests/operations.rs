@@ -1,0 +1,520 @@
+//! The operations surface (SPEC §8) against the real stack: Postgres, moto's SQS, the
+//! provider sandbox over HTTP, and the same consumer the queues feed. Each route's
+//! handler is called with the request API Gateway would build.
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::world::*;
+use common::*;
+use df_shared::ops::events::{self, AdminEvents};
+use df_shared::ops::jobs::{self, EnqueueJob, RunOnceJob};
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin-test-secret";
+const JOBS: &str = "jobs-test-secret";
+
+fn ops_settings(w: &World, extra: &[(&str, &str)]) -> df_shared::lambda::Settings {
+    let mut all = vec![("DF_ADMIN_SECRET", ADMIN), ("X_DF_JOBS_SECRET", JOBS)];
+    all.extend_from_slice(extra);
+    let owned: Vec<(&str, &str)> = w
+        .extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(all)
+        .collect();
+    consumer_settings(
+        &w.stack.database_url,
+        &w.stack.queue_url,
+        &w.sandbox,
+        "merge",
+        &owned,
+    )
+}
+
+/// A request as API Gateway hands it over: method, path, query, secret header, body.
+fn request(method: &str, path_and_query: &str, header: (&str, &str), body: &str) -> Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let pairs: HashMap<String, String> = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("%2B", "+").replace("%3A", ":")))
+        .collect();
+    lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"))
+        .header(header.0, header.1)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+        .with_query_string_parameters(pairs)
+}
+
+fn admin(method: &str, path: &str, body: &str) -> Request {
+    request(method, path, ("x-df-admin-secret", ADMIN), body)
+}
+
+fn jobs_req(path: &str) -> Request {
+    request("POST", path, ("x-df-jobs-secret", JOBS), "")
+}
+
+/// An Aloware contact event for a distinct phone.
+fn contact_event(i: usize) -> Value {
+    json!({"event": "Contact Created", "body": {"id": 7100 + i, "first_name": format!("Op{i}"),
+        "last_name": "Erator", "phone_number": format!("+1202555{:04}", 3000 + i),
+        "email": format!("op{i}@example.com")}})
+}
+
+/// A call disposition for a distinct lead.
+fn disposition(i: usize) -> Value {
+    json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": 950000 + i, "direction": 2,
+        "talk_time": 30, "current_status2": 9, "disposition_status2": 4, "call_disposition": "No Answer",
+        "user_id": 120776, "incoming_number": "+12025550142",
+        "lead_number": format!("+1202555{:04}", 4000 + i), "created_at": "2026-11-20 10:00:00"}})
+}
+
+async fn event_status(w: &World, id: &str) -> String {
+    db_client(&w.stack.database_url)
+        .await
+        .query_one(
+            "SELECT status FROM webhook_events WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn list(ctx: &AdminEvents, query: &str) -> (u16, Value) {
+    json_of(events::handle_list(ctx, admin("GET", &format!("/api/admin/events{query}"), "")).await)
+        .await
+}
+
+#[tokio::test]
+async fn admin_events_pages_newest_first_stay_stable_while_rows_arrive_and_mask_pii() {
+    let w = World::new().await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        w.aloware_webhook(contact_event(i)).await;
+    }
+    let (status, first) = list(&ctx, "?limit=2").await;
+    assert_eq!(status, 200, "{first}");
+    let page1 = first["events"].as_array().unwrap().clone();
+    assert_eq!(page1.len(), 2);
+    // Rows arriving between pages go to the front, not into the next page.
+    for i in 5..8 {
+        w.aloware_webhook(contact_event(i)).await;
+    }
+    let mut seen: Vec<String> = page1
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut cursor = first["nextCursor"].as_str().unwrap().to_string();
+    loop {
+        let (status, page) = list(&ctx, &format!("?limit=2&cursor={cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    let client = db_client(&w.stack.database_url).await;
+    let first_five: Vec<String> = client
+        .query(
+            "SELECT id::text FROM webhook_events ORDER BY received_at DESC, id DESC OFFSET 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        seen, first_five,
+        "every older row once, in order, none skipped"
+    );
+
+    // Masked by default: no phone, no email, no payload.
+    let (_, masked) = list(&ctx, "?limit=200").await;
+    let text = masked.to_string();
+    assert!(
+        !text.contains("2025553001") && !text.contains("op1@"),
+        "{text}"
+    );
+    assert!(masked["events"][0].get("payload").is_none());
+    assert_eq!(masked["masked"], true);
+    assert!(masked["events"][0]["personKey"]
+        .as_str()
+        .unwrap()
+        .ends_with("3007"));
+    let (_, full) = list(&ctx, "?limit=1&includeBody=true").await;
+    assert_eq!(
+        full["events"][0]["payload"]["body"]["email"],
+        "op7@example.com"
+    );
+
+    // Filters.
+    let (_, by_entity) = list(&ctx, "?entityId=7102").await;
+    assert_eq!(by_entity["count"], 1, "{by_entity}");
+    let (_, by_status) = list(&ctx, "?status=done&source=aloware").await;
+    assert_eq!(by_status["count"], 0);
+    let (_, by_time) = list(
+        &ctx,
+        "?since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(by_time["count"], 0);
+
+    // Refusals: a clear 4xx with a JSON error.
+    for (query, expected) in [
+        ("?limit=201", 400),
+        ("?limit=abc", 400),
+        ("?status=bogus", 400),
+        ("?source=zapier", 400),
+        ("?cursor=not-ours", 400),
+        ("?since=yesterday", 400),
+        ("?includeBody=yes", 400),
+    ] {
+        let (status, body) = list(&ctx, query).await;
+        assert_eq!(status, expected, "{query}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    for secret in ["wrong", ""] {
+        let req = request(
+            "GET",
+            "/api/admin/events",
+            ("x-df-admin-secret", secret),
+            "",
+        );
+        assert_eq!(events::handle_list(&ctx, req).await.status(), 401);
+    }
+    let req = request("GET", "/api/admin/events", ("x-other", "x"), "");
+    assert_eq!(events::handle_list(&ctx, req).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_failed_event_replayed_ends_done_with_its_story_kept() {
+    let w = World::new().await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    // GHL refuses the first request with a final error: the event fails at once.
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 422, "count": 1}),
+    )
+    .await;
+    let id = w.aloware_webhook(disposition(1)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain_queue().await;
+    assert_eq!(event_status(&w, &id).await, "failed");
+
+    let (status, listed) = list(&ctx, "?status=failed").await;
+    assert_eq!(status, 200);
+    let shown = &listed["events"][0];
+    assert_eq!(shown["attempts"], 1);
+    assert!(
+        shown["lastError"].as_str().unwrap().contains("422"),
+        "{shown}"
+    );
+    assert!(!shown["syncLog"].as_array().unwrap().is_empty(), "{shown}");
+
+    let path = format!("/api/admin/events/{id}/replay");
+    let (status, replayed) = json_of(
+        events::handle_replay(&ctx, admin("POST", &path, r#"{"replayedBy":"ops@test"}"#)).await,
+    )
+    .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["previousStatus"], "failed");
+    assert_eq!(replayed["queued"], true);
+    assert_eq!(replayed["willBeSkippedAsStale"], false);
+    w.drain_queue().await;
+    assert_eq!(event_status(&w, &id).await, "done");
+    let notes = w.notes().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (_, after) = list(&ctx, &format!("?entityId={}", 950001)).await;
+    let actions = after["events"][0]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{after}");
+    assert_eq!(actions[0]["action"], "replay");
+    assert_eq!(actions[0]["actor"], "ops@test");
+
+    // Unknown and malformed ids; no secret.
+    let unknown = format!("/api/admin/events/{}/replay", uuid::Uuid::new_v4());
+    let (status, body) =
+        json_of(events::handle_replay(&ctx, admin("POST", &unknown, "")).await).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (status, _) = json_of(
+        events::handle_replay(&ctx, admin("POST", "/api/admin/events/12345/replay", "")).await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) =
+        json_of(events::handle_replay(&ctx, admin("POST", &path, "[1,2]")).await).await;
+    assert_eq!(status, 400);
+    let req = request("POST", &path, ("x-df-admin-secret", "nope"), "");
+    assert_eq!(events::handle_replay(&ctx, req).await.status(), 401);
+    let (status, _) = json_of(events::handle_replay(&ctx, admin("GET", &path, "")).await).await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn replay_of_an_older_event_says_it_will_be_skipped_as_stale() {
+    let w = World::new().await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    let mut older = contact_event(20);
+    older["body"]["first_name"] = json!("Older");
+    let old_id = w.aloware_webhook(older).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut newer = contact_event(20);
+    newer["body"]["first_name"] = json!("Newer");
+    w.aloware_webhook(newer).await;
+    w.drain_queue().await;
+    let path = format!("/api/admin/events/{old_id}/replay");
+    let (status, replayed) =
+        json_of(events::handle_replay(&ctx, admin("POST", &path, "")).await).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["willBeSkippedAsStale"], true, "{replayed}");
+    let writes_before = w.requests("ghl").await.len();
+    w.drain_queue().await;
+    let client = db_client(&w.stack.database_url).await;
+    let row = client
+        .query_one(
+            "SELECT status, skip_reason FROM webhook_events WHERE id = $1::text::uuid",
+            &[&old_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "skipped");
+    assert!(
+        row.get::<_, String>(1).starts_with("stale"),
+        "{:?}",
+        row.get::<_, Option<String>>(1)
+    );
+    assert_eq!(
+        w.requests("ghl").await.len(),
+        writes_before,
+        "the stale replay cost nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_quarantined_event_is_never_processed_until_replayed() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[("RECORD_MIN_SECONDS", "1")]);
+    let ctx = AdminEvents::from_settings(&settings).await.unwrap();
+    let run_once = RunOnceJob::from_settings(&settings).await.unwrap();
+    let id = w.aloware_webhook(disposition(2)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ghl_before = w.requests("ghl").await.len();
+    let path = format!("/api/admin/events/{id}/quarantine");
+    let (status, body) =
+        json_of(events::handle_quarantine(&ctx, admin("POST", &path, "{}")).await).await;
+    assert_eq!(status, 400, "a reason is required: {body}");
+    let (status, body) = json_of(
+        events::handle_quarantine(
+            &ctx,
+            admin(
+                "POST",
+                &path,
+                r#"{"reason":"suspicious payload","eventSource":"webhook","quarantinedBy":"ops"}"#,
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["previousStatus"], "pending");
+    // Its queue message is delivered and consumed; run-once and the relay pass it by.
+    w.drain_queue().await;
+    let (_, ran) =
+        json_of(jobs::handle_run_once(&run_once, jobs_req("/api/jobs/run-once")).await).await;
+    assert_eq!(ran["processed"], 0, "{ran}");
+    w.relay().await.run_once().await;
+    w.drain_queue().await;
+    assert_eq!(event_status(&w, &id).await, "quarantined");
+    assert_eq!(
+        w.requests("ghl").await.len(),
+        ghl_before,
+        "nothing reached GHL"
+    );
+    let (_, shown) = list(&ctx, "?status=quarantined").await;
+    assert_eq!(
+        shown["events"][0]["quarantine"]["reason"], "suspicious payload",
+        "{shown}"
+    );
+
+    let replay = format!("/api/admin/events/{id}/replay");
+    let (status, _) = json_of(events::handle_replay(&ctx, admin("POST", &replay, "")).await).await;
+    assert_eq!(status, 200);
+    w.drain_queue().await;
+    assert_eq!(event_status(&w, &id).await, "done");
+    assert_eq!(w.notes().await.len(), 1);
+}
+
+#[tokio::test]
+async fn mark_done_closes_an_event_and_refuses_what_it_cannot_find() {
+    let w = World::new().await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    let id = w.aloware_webhook(disposition(3)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/admin/events/{id}/mark-done");
+    let (status, body) =
+        json_of(events::handle_mark_done(&ctx, admin("POST", &path, "")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["previousStatus"], "pending");
+    w.drain_queue().await;
+    assert_eq!(event_status(&w, &id).await, "done");
+    assert_eq!(
+        w.requests("ghl").await.len(),
+        0,
+        "a closed event is not applied"
+    );
+    let unknown = format!("/api/admin/events/{}/mark-done", uuid::Uuid::new_v4());
+    let (status, _) =
+        json_of(events::handle_mark_done(&ctx, admin("POST", &unknown, "")).await).await;
+    assert_eq!(status, 404);
+    let (status, _) = json_of(
+        events::handle_mark_done(
+            &ctx,
+            admin("POST", "/api/admin/events/not-a-uuid/mark-done", ""),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = json_of(
+        events::handle_mark_done(&ctx, admin("POST", &path, r#"{"eventSource":"sms"}"#)).await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let req = request("POST", &path, ("x-df-admin-secret", "x"), "");
+    assert_eq!(events::handle_mark_done(&ctx, req).await.status(), 401);
+    // The texting list is its own inbox: this webhook event is not in it.
+    let (status, texting) = json_of(
+        events::handle_texting_list(&ctx, admin("GET", "/api/admin/texting/events", "")).await,
+    )
+    .await;
+    assert_eq!((status, texting["count"].as_i64()), (200, Some(0)));
+}
+
+#[tokio::test]
+async fn enqueue_pending_resends_what_lost_its_message() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[("JOBS_BATCH_SIZE", "2")]);
+    let job = EnqueueJob::from_settings(&settings, df_shared::domain::EventKind::Webhook)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        w.aloware_webhook(disposition(10 + i)).await;
+    }
+    // Their messages are lost (received and deleted unprocessed).
+    let sqs = sqs().await;
+    for m in drain(&w.stack.queue_url).await {
+        sqs.delete_message()
+            .queue_url(&w.stack.queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let wrong = request(
+        "POST",
+        "/api/jobs/enqueue-pending",
+        ("x-df-jobs-secret", "no"),
+        "",
+    );
+    assert_eq!(jobs::handle_enqueue(&job, wrong).await.status(), 401);
+    let (status, body) =
+        json_of(jobs::handle_enqueue(&job, jobs_req("/api/jobs/enqueue-pending")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enqueued"], 2, "JOBS_BATCH_SIZE bounds it: {body}");
+    assert_eq!(body["totalPending"], 3);
+    let (_, body) =
+        json_of(jobs::handle_enqueue(&job, jobs_req("/api/jobs/enqueue-pending")).await).await;
+    assert!(body["enqueued"].as_u64().unwrap() >= 1, "{body}");
+    w.drain_queue().await;
+    assert!(
+        w.statuses().await.iter().all(|s| s.1 == "done"),
+        "{:?}",
+        w.statuses().await
+    );
+    assert_eq!(w.notes().await.len(), 3);
+    let (_, body) =
+        json_of(jobs::handle_enqueue(&job, jobs_req("/api/jobs/enqueue-pending")).await).await;
+    assert_eq!(
+        (body["enqueued"].as_u64(), body["totalPending"].as_i64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn run_once_processes_through_the_consumer_and_stops_before_its_budget() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[("RECORD_MIN_SECONDS", "1")]);
+    let job = RunOnceJob::from_settings(&settings).await.unwrap();
+    for i in 0..6 {
+        w.aloware_webhook(disposition(30 + i)).await;
+    }
+    // Each GHL request takes 500 ms: six dispositions (3-4 requests each) need far
+    // more than 8 s; an attempt needs RECORD_MIN_SECONDS plus 3 s to record it.
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "latency_ms": 500, "seconds": 600}),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(8);
+    let body = jobs::run_once(&job, &jobs_req("/api/jobs/run-once"), deadline)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(body["stoppedForTime"], true, "{body}");
+    let processed = body["processed"].as_u64().unwrap();
+    assert!((1..6).contains(&processed), "{body}");
+    assert_eq!(
+        body["totalPending"].as_i64().unwrap(),
+        6 - processed as i64,
+        "{body}"
+    );
+    reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", w.sandbox))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) =
+        json_of(jobs::handle_run_once(&job, jobs_req("/api/jobs/run-once")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["processed"].as_u64().unwrap(), 6 - processed, "{body}");
+    assert_eq!(
+        (body["errors"].as_u64(), body["totalPending"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(w.notes().await.len(), 6, "each call noted once");
+    // The queue's messages for the same rows are then no-ops.
+    w.drain_queue().await;
+    assert_eq!(w.notes().await.len(), 6);
+    let wrong = request("POST", "/api/jobs/run-once", ("x-df-jobs-secret", "no"), "");
+    assert_eq!(jobs::handle_run_once(&job, wrong).await.status(), 401);
+}
