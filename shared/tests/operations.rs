@@ -518,3 +518,445 @@ async fn run_once_processes_through_the_consumer_and_stops_before_its_budget() {
     let wrong = request("POST", "/api/jobs/run-once", ("x-df-jobs-secret", "no"), "");
     assert_eq!(jobs::handle_run_once(&job, wrong).await.status(), 401);
 }
+
+// ---- stats, mappings repair, reconciliation, alerts, retention ----
+
+use df_shared::ops::alerts::Alerts;
+use df_shared::ops::mappings::{self, MappingsRepair};
+use df_shared::ops::retention::Retention;
+use df_shared::ops::stats::{self, Stats};
+use df_shared::sync::reconcile::Reconciler;
+
+fn dlq_settings(w: &World) -> Vec<(&'static str, String)> {
+    vec![("WEBHOOK_EVENTS_DLQ_URL", w.stack.dlq_url.clone().unwrap())]
+}
+
+#[tokio::test]
+async fn stats_show_counts_backlog_dead_letters_and_budget_use() {
+    let w = World::new().await;
+    let dlq = dlq_settings(&w);
+    let extra: Vec<(&str, &str)> = dlq.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ctx = Stats::from_settings(&ops_settings(&w, &extra))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        w.aloware_webhook(disposition(60 + i)).await;
+    }
+    w.drain_queue().await;
+    w.aloware_webhook(disposition(70)).await; // waiting
+    sqs()
+        .await
+        .send_message()
+        .queue_url(w.stack.dlq_url.as_ref().unwrap())
+        .message_body("{}")
+        .message_group_id("g")
+        .message_deduplication_id("d1")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) =
+        json_of(stats::handle(&ctx, admin("GET", "/api/admin/stats", "")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["events"]["webhook"]["lastHour"]["aloware"]["done"], 3,
+        "{body}"
+    );
+    assert_eq!(
+        body["events"]["webhook"]["last24Hours"]["aloware"]["pending"], 1,
+        "{body}"
+    );
+    assert!(
+        body["events"]["webhook"]["oldestWaitingSeconds"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
+    assert_eq!(body["deadLetterQueues"]["webhook-events-dlq"], 1, "{body}");
+    let budgets = body["rateBudgets"].as_array().unwrap();
+    let ghl = budgets
+        .iter()
+        .find(|b| b["bucket"].as_str().unwrap().contains("sandbox-location"))
+        .unwrap_or_else(|| panic!("{budgets:?}"));
+    assert!(ghl["takenTotal"].as_i64().unwrap() >= 6, "{ghl}");
+    let req = request("GET", "/api/admin/stats", ("x-df-admin-secret", "no"), "");
+    assert_eq!(stats::handle(&ctx, req).await.status(), 401);
+}
+
+/// Persons seeded identically on both sides, ids `g{i}` / `50{i}`.
+fn seed_person(i: u64) -> (Value, Value) {
+    let phone = format!("+1202555{:04}", 6000 + i);
+    let email = format!("p{i}@example.com");
+    (
+        json!({"id": format!("g{i}"), "locationId": "sandbox-location", "firstName": format!("P{i}"),
+            "lastName": "Seed", "phone": phone, "email": email, "tags": []}),
+        json!({"id": 500 + i, "first_name": format!("P{i}"), "last_name": "Seed",
+            "phone_number": phone, "email": email}),
+    )
+}
+
+async fn writes(w: &World) -> usize {
+    let all = w.sandbox_get("requests").await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .skip(w.startup_requests)
+        .filter(|r| r["method"] != "GET" && (r["provider"] == "ghl" || r["provider"] == "aloware"))
+        .count()
+}
+
+#[tokio::test]
+async fn mappings_repair_links_both_sides_and_refuses_what_it_cannot_find() {
+    let w = World::new().await;
+    let ctx = MappingsRepair::from_settings(&ops_settings(&w, &[])).unwrap();
+    let (g, a) = seed_person(1);
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": [g], "aloware_contacts": [a]}),
+    )
+    .await;
+    let repair = |q: &str| admin("POST", &format!("/api/admin/mappings/repair{q}"), "");
+    let (status, body) =
+        json_of(mappings::handle(&ctx, repair("?phone=%2B12025556001")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["ghlContactId"].as_str(),
+            body["alowareContactId"].as_str()
+        ),
+        (Some("g1"), Some("501"))
+    );
+    assert_eq!(body["phone"], "***6001");
+    let client = db_client(&w.stack.database_url).await;
+    let row = client
+        .query_one(
+            "SELECT aloware_contact_id FROM contact_mappings WHERE ghl_contact_id = 'g1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "501");
+    let (status, body) =
+        json_of(mappings::handle(&ctx, repair("?email=p1@example.com")).await).await;
+    assert_eq!(
+        (status, body["alowareContactId"].as_str()),
+        (200, Some("501")),
+        "{body}"
+    );
+    for (q, expected) in [
+        ("", 400),
+        ("?phone=12", 400),
+        ("?email=nope", 400),
+        ("?phone=%2B12025559999", 404),
+    ] {
+        let (status, body) = json_of(mappings::handle(&ctx, repair(q)).await).await;
+        assert_eq!(status, expected, "{q}: {body}");
+    }
+    let req = request(
+        "POST",
+        "/api/admin/mappings/repair?phone=%2B12025556001",
+        ("x-df-admin-secret", "no"),
+        "",
+    );
+    assert_eq!(mappings::handle(&ctx, req).await.status(), 401);
+}
+
+#[tokio::test]
+async fn reconciliation_repairs_drift_reports_deletions_and_costs_no_writes_when_in_sync() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[("RECONCILE_PAGE_SIZE", "2")]);
+    let repair = MappingsRepair::from_settings(&settings).unwrap();
+    let reconciler = Reconciler::from_settings(&settings).unwrap();
+    let people: Vec<(Value, Value)> = (1..=5).map(seed_person).collect();
+    w.sandbox_post(
+        "seed",
+        json!({"ghl_contacts": people.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        "aloware_contacts": people.iter().map(|p| p.1.clone()).collect::<Vec<_>>()}),
+    )
+    .await;
+    for i in 1..=5 {
+        let q = format!("/api/admin/mappings/repair?phone=%2B1202555{:04}", 6000 + i);
+        assert_eq!(
+            mappings::handle(&repair, admin("POST", &q, ""))
+                .await
+                .status(),
+            200
+        );
+    }
+    let far = || tokio::time::Instant::now() + Duration::from_secs(120);
+
+    // In sync: every contact checked, nothing written.
+    let before = writes(&w).await;
+    let (_, status, totals) = reconciler.run(far()).await.unwrap();
+    assert_eq!(status, "completed");
+    assert_eq!(
+        (totals.checked, totals.drift, totals.errors),
+        (5, 0, 0),
+        "{totals:?}"
+    );
+    assert_eq!(writes(&w).await, before, "zero writes when nothing differs");
+
+    // Behind our back: GHL's email of P1 changed, P2 deleted in Aloware, P3 in GHL.
+    let mut changed = people[0].0.clone();
+    changed["email"] = json!("p1.new@example.com");
+    w.sandbox_post("seed", json!({"ghl_contacts": [changed]}))
+        .await;
+    w.sandbox_post(
+        "remove",
+        json!({"aloware_contact_ids": [502], "ghl_contact_ids": ["g3"]}),
+    )
+    .await;
+    let (run, status, totals) = reconciler.run(far()).await.unwrap();
+    assert_eq!(status, "completed");
+    assert_eq!(
+        (
+            totals.checked,
+            totals.drift,
+            totals.repaired,
+            totals.missing_ghl,
+            totals.missing_aloware,
+            totals.errors
+        ),
+        (5, 1, 1, 1, 1, 0),
+        "{totals:?}"
+    );
+    let state = w.state().await;
+    let p1 = state["aloware"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == 501)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        p1["email"], "p1.new@example.com",
+        "GHL wins the email conflict: {p1}"
+    );
+    assert!(
+        state["aloware"]["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != 502),
+        "a contact deleted in Aloware is not recreated"
+    );
+    assert!(
+        state["ghl"]["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "g3"),
+        "a contact deleted in GHL is not recreated"
+    );
+    let client = db_client(&w.stack.database_url).await;
+    let row = client
+        .query_one(
+            "SELECT status, totals FROM reconcile_runs WHERE id = $1",
+            &[&run],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "completed");
+    let stored: Value = row.get(1);
+    assert_eq!(stored["missingAloware"], 1);
+    assert_eq!(stored["repaired"], 1);
+
+    // Repaired: the next run writes nothing.
+    let before = writes(&w).await;
+    let (_, _, totals) = reconciler.run(far()).await.unwrap();
+    assert_eq!((totals.drift, totals.repaired), (0, 0), "{totals:?}");
+    assert_eq!(
+        writes(&w).await,
+        before,
+        "zero writes on the run after the repair"
+    );
+
+    // Out of time mid-walk: the cursor keeps the place and the next run continues.
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "latency_ms": 1500, "seconds": 600}),
+    )
+    .await;
+    let short = tokio::time::Instant::now() + Duration::from_millis(11_800);
+    let (_, status, first) = reconciler.run(short).await.unwrap();
+    assert_eq!(status, "partial", "{first:?}");
+    assert!(
+        first.stopped_for_time && first.checked >= 1 && first.checked < 5,
+        "{first:?}"
+    );
+    reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", w.sandbox))
+        .send()
+        .await
+        .unwrap();
+    let (_, status, rest) = reconciler.run(far()).await.unwrap();
+    assert_eq!(status, "completed");
+    assert_eq!(first.checked + rest.checked, 5, "{first:?} then {rest:?}");
+    w.assert_no_violations().await;
+}
+
+#[tokio::test]
+async fn an_event_that_gives_up_alerts_once_within_the_hour() {
+    let w = World::new().await;
+    let receiver = format!("{}/alerts", w.sandbox);
+    let dlq = dlq_settings(&w);
+    let mut extra: Vec<(&str, &str)> = dlq.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("ALERT_WEBHOOK_URL", receiver.as_str()));
+    extra.push(("BASE_URL", "https://df.example.com"));
+    let alerts = Alerts::from_settings(&ops_settings(&w, &extra))
+        .await
+        .unwrap();
+    let quiet = alerts.run().await.unwrap();
+    assert!(quiet.firing.is_empty(), "{quiet:?}");
+
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 422, "count": 1}),
+    )
+    .await;
+    w.aloware_webhook(disposition(80)).await;
+    w.drain_queue().await;
+    // The receiver is down on the first try: the alert is not lost.
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "alerts", "status": 503, "count": 1}),
+    )
+    .await;
+    let first = alerts.run().await.unwrap();
+    assert_eq!(
+        first.send_failures,
+        vec!["events_failed:webhook".to_string()],
+        "{first:?}"
+    );
+    let second = alerts.run().await.unwrap();
+    assert_eq!(
+        second.sent,
+        vec!["events_failed:webhook".to_string()],
+        "{second:?}"
+    );
+    let third = alerts.run().await.unwrap();
+    assert_eq!(
+        third.suppressed,
+        vec!["events_failed:webhook".to_string()],
+        "{third:?}"
+    );
+    let received = w.state().await["alerts"].clone();
+    assert_eq!(received.as_array().unwrap().len(), 1, "{received}");
+    assert_eq!(received[0]["alert"], "events_failed:webhook");
+    assert_eq!(
+        received[0]["lookAt"][0],
+        "https://df.example.com/api/admin/events?status=failed"
+    );
+    assert!(
+        received[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 webhook event"),
+        "{received}"
+    );
+
+    // A dead letter is its own key: sent although the failure alert is suppressed.
+    sqs()
+        .await
+        .send_message()
+        .queue_url(w.stack.dlq_url.as_ref().unwrap())
+        .message_body("{}")
+        .message_group_id("g")
+        .message_deduplication_id("d1")
+        .send()
+        .await
+        .unwrap();
+    let fourth = alerts.run().await.unwrap();
+    assert_eq!(
+        fourth.sent,
+        vec!["dlq:webhook-events-dlq".to_string()],
+        "{fourth:?}"
+    );
+    assert_eq!(w.state().await["alerts"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retention_purges_what_aged_out_and_never_the_optout_audit() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[]);
+    let retention = Retention::from_settings(&settings).unwrap();
+    let events_ctx = AdminEvents::from_settings(&settings).await.unwrap();
+    for i in 0..3 {
+        w.aloware_webhook(disposition(90 + i)).await;
+    }
+    w.drain_queue().await;
+    let client = db_client(&w.stack.database_url).await;
+    // Two of them (and their log, an old fingerprint, an old snapshot) are 40 days old;
+    // so is an opt-out event.
+    client
+        .batch_execute(
+            "UPDATE webhook_events SET processed_at = now() - interval '40 days'
+               WHERE id IN (SELECT id FROM webhook_events ORDER BY received_at LIMIT 2);
+             UPDATE sync_log SET started_at = now() - interval '100 days'
+               WHERE correlation_id IN (SELECT id::text FROM webhook_events WHERE processed_at < now() - interval '30 days');
+             INSERT INTO write_fingerprints (system, entity_id, fields_hash, written_at)
+               VALUES ('ghl', 'old', 'h', now() - interval '8 days'), ('ghl', 'new', 'h', now());
+             INSERT INTO contact_tag_snapshots (ghl_contact_id, tags, updated_at)
+               VALUES ('old', '{a}', now() - interval '400 days'), ('new', '{a}', now());
+             INSERT INTO optout_events (phone_number, action, source, source_message_id, received_at, applied_at)
+               VALUES ('+12025550100', 'opt_out', 'texting', 'm-old', now() - interval '5 years', now() - interval '5 years');",
+        )
+        .await
+        .unwrap();
+    let optouts_before = w.stack.count("SELECT count(*) FROM optout_events").await;
+    let report = retention
+        .run(tokio::time::Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!report.out_of_time);
+    assert_eq!(report.purged.webhook_payloads, 2, "{report:?}");
+    assert_eq!(report.purged.sync_log, 2, "{report:?}");
+    assert_eq!(
+        (
+            report.purged.write_fingerprints,
+            report.purged.tag_snapshots
+        ),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        w.stack.count("SELECT count(*) FROM optout_events").await,
+        optouts_before
+    );
+    assert_eq!(
+        w.stack.count("SELECT count(*) FROM webhook_events WHERE payload_json = '{}'::jsonb AND payload_purged_at IS NOT NULL").await,
+        2
+    );
+    assert_eq!(
+        w.stack.count("SELECT count(*) FROM webhook_events").await,
+        3,
+        "rows stay"
+    );
+    assert_eq!(
+        w.stack
+            .count("SELECT count(*) FROM write_fingerprints WHERE entity_id = 'new'")
+            .await,
+        1
+    );
+    // A purged event cannot be replayed: there is nothing left to apply.
+    let purged: String = client
+        .query_one(
+            "SELECT id::text FROM webhook_events WHERE payload_purged_at IS NOT NULL LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let path = format!("/api/admin/events/{purged}/replay");
+    let (status, body) =
+        json_of(events::handle_replay(&events_ctx, admin("POST", &path, "")).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("payload_purged")),
+        "{body}"
+    );
+    let again = retention
+        .run(tokio::time::Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.purged, Default::default(), "{again:?}");
+}

@@ -50,6 +50,28 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             Reply::json(200, json!({"reset": true}))
         }
         (Method::POST, ["seed"]) => seed(st, &req.body),
+        // `{"ghl_contact_ids": [..], "aloware_contact_ids": [..]}`: deleted behind the
+        // middleware's back (by a person in either app).
+        (Method::POST, ["remove"]) => {
+            let mut n = 0;
+            for id in req.body["ghl_contact_ids"].as_array().into_iter().flatten() {
+                n += id
+                    .as_str()
+                    .and_then(|id| st.ghl_contacts.remove(id))
+                    .is_some() as u32;
+            }
+            for id in req.body["aloware_contact_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                n += id
+                    .as_u64()
+                    .and_then(|id| st.aloware_contacts.remove(&id))
+                    .is_some() as u32;
+            }
+            Reply::json(200, json!({"removed": n}))
+        }
         (Method::POST, ["faults"]) => add_fault(st, &req.body),
         (Method::DELETE, ["faults"]) => {
             st.faults.clear();
@@ -71,6 +93,7 @@ fn snapshot(st: &State) -> Value {
             "custom_fields": st.ghl_custom_fields.values().collect::<Vec<_>>()},
         "aloware": {"contacts": st.aloware_contacts.values().collect::<Vec<_>>(), "lists": lists, "sms": st.aloware_sms},
         "texting": {"messages": st.texting_messages.values().collect::<Vec<_>>()},
+        "alerts": st.alerts,
     })
 }
 

@@ -4,7 +4,7 @@
 //! 10 s rate limit with `X-RateLimit-*` headers, Aloware's HTML answer to unknown paths.
 //!
 //! Control endpoints (`/_sandbox/...`): `GET state`, `GET requests[?provider=]`,
-//! `POST reset`, `POST seed`, `POST faults` / `DELETE faults` (fail the next N requests
+//! `POST reset`, `POST seed`, an alert receiver at `/alerts`, `POST faults` / `DELETE faults` (fail the next N requests
 //! or every request for some seconds with a status, and/or add latency).
 mod aloware;
 mod control;
@@ -214,6 +214,7 @@ async fn dispatch(
         (None, "ghl") => ghl::handle(&mut st, &incoming),
         (None, "aloware") => aloware::handle(&mut st, &incoming),
         (None, "texting") => texting::handle(&mut st, &incoming),
+        (None, "alerts") => receive_alert(&mut st, &incoming),
         (None, _) => Reply::json(404, serde_json::json!({"error": "unknown provider"})),
     };
     st.record(RecordedRequest {
@@ -226,6 +227,15 @@ async fn dispatch(
         at: chrono::Utc::now(),
     });
     reply.into_response()
+}
+
+/// The alert receiver (a chat or paging webhook): a JSON object by POST, else 400.
+fn receive_alert(st: &mut State, req: &Incoming) -> Reply {
+    if *req.method != Method::POST || !req.body.is_object() {
+        return Reply::json(400, serde_json::json!({"error": "POST a JSON object"}));
+    }
+    st.alerts.push(req.body.clone());
+    Reply::json(200, serde_json::json!({"ok": true}))
 }
 
 /// A provider-shaped error for an injected fault.

@@ -173,6 +173,8 @@ pub struct State {
     pub aloware_lists: BTreeMap<String, BTreeSet<u64>>,
     pub aloware_sms: Vec<Value>,
     pub texting_messages: BTreeMap<String, Value>,
+    /// What the alert receiver (`ALERT_WEBHOOK_URL`) was sent.
+    pub alerts: Vec<Value>,
     pub requests: Vec<RecordedRequest>,
     pub faults: Vec<Fault>,
     pub rate_windows: HashMap<String, VecDeque<Instant>>,
@@ -195,6 +197,7 @@ impl State {
             aloware_lists: BTreeMap::new(),
             aloware_sms: Vec::new(),
             texting_messages: BTreeMap::new(),
+            alerts: Vec::new(),
             requests: Vec::new(),
             faults: Vec::new(),
             rate_windows: HashMap::new(),

@@ -4,6 +4,7 @@ pub mod db;
 pub mod db_tls;
 pub mod event_store;
 pub mod migrations;
+pub mod ops_store;
 pub mod optout_store;
 pub mod queue;
 pub mod rate_budget;

@@ -39,7 +39,7 @@ pub struct RateBudget {
 
 const TAKE: &str = "UPDATE rate_limit_buckets
     SET tokens = LEAST(capacity, tokens + EXTRACT(EPOCH FROM (clock_timestamp() - updated_at))::float8 * refill_per_sec) - 1,
-        updated_at = clock_timestamp()
+        updated_at = clock_timestamp(), taken = taken + 1
     WHERE bucket_key = $1
       AND LEAST(capacity, tokens + EXTRACT(EPOCH FROM (clock_timestamp() - updated_at))::float8 * refill_per_sec) >= 1
     RETURNING tokens";

@@ -1,6 +1,11 @@
-//! Operational endpoints: health and the admin routes.
+//! Operational endpoints and jobs (SPEC §8): health, the admin and job routes, alerts
+//! and retention.
 pub mod admin;
+pub mod alerts;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod mappings;
 pub mod optouts;
+pub mod retention;
+pub mod stats;

@@ -3,6 +3,7 @@ pub mod aloware_to_ghl;
 pub mod conversations;
 pub mod ghl_to_aloware;
 pub mod optout_mirror;
+pub mod reconcile;
 pub mod tag_lists;
 pub mod texting_to_ghl;
 

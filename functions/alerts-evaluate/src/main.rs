@@ -1,0 +1,31 @@
+//! EventBridge (every 5 minutes) → df_shared::ops::alerts: send what is due.
+use std::time::Duration;
+
+use df_shared::lambda::{self, init::context, Settings};
+use df_shared::ops::alerts::Alerts;
+use df_shared::pipeline::consumer::deadline_from_ms;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+/// The template's Timeout for this function.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    let cell = OnceCell::new();
+    let cell = &cell;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let job = context(cell, || async {
+                Alerts::from_settings(&Settings::load().await?).await
+            })
+            .await?;
+            let deadline = deadline_from_ms(event.context.deadline, TIMEOUT);
+            let _ = deadline;
+            let report = job.run().await?;
+            Ok::<_, Error>(serde_json::to_value(report)?)
+        },
+    ))
+    .await
+}

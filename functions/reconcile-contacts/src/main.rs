@@ -1,0 +1,30 @@
+//! EventBridge (hourly) → df_shared::sync::reconcile: compare and repair mapped contacts.
+use std::time::Duration;
+
+use df_shared::lambda::{self, init::context, Settings};
+use df_shared::pipeline::consumer::deadline_from_ms;
+use df_shared::sync::reconcile::Reconciler;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use tokio::sync::OnceCell;
+
+/// The template's Timeout for this function.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_tracing();
+    let cell = OnceCell::new();
+    let cell = &cell;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let job = context(cell, || async {
+                Reconciler::from_settings(&Settings::load().await?)
+            })
+            .await?;
+            let deadline = deadline_from_ms(event.context.deadline, TIMEOUT);
+            let (run, status, totals) = job.run(deadline).await?;
+            Ok::<_, Error>(serde_json::json!({"run": run, "status": status, "totals": totals}))
+        },
+    ))
+    .await
+}
