@@ -960,3 +960,173 @@ async fn retention_purges_what_aged_out_and_never_the_optout_audit() {
         .unwrap();
     assert_eq!(again.purged, Default::default(), "{again:?}");
 }
+
+// ---- manual sync ----
+
+use df_shared::ops::manual_sync::{self, ManualSync};
+
+async fn job_status(w: &World, job: &Value) -> (String, Option<String>) {
+    let id = job["jobId"].as_str().unwrap();
+    let row = db_client(&w.stack.database_url)
+        .await
+        .query_one(
+            "SELECT status, error_message FROM webhook_events WHERE id = $1::text::uuid AND source = 'admin'",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn sync_contacts_answers_202_and_applies_the_job_through_the_queue() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[]);
+    let ctx = ManualSync::from_settings(&settings).await.unwrap();
+    let events_ctx = AdminEvents::from_settings(&settings).await.unwrap();
+    let sync = |q: &str| admin("POST", &format!("/api/sync/contacts{q}"), "");
+    // By phone: Aloware's lookup.
+    w.sandbox_post(
+        "seed",
+        json!({"aloware_contacts": [{"id": 777, "first_name": "Manual", "last_name": "Phone",
+        "phone_number": "+12025557001"}]}),
+    )
+    .await;
+    let (status, job) =
+        json_of(manual_sync::handle_contacts(&ctx, sync("?phone=(202) 555-7001")).await).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["queued"], true);
+    // By id: the latest stored Aloware data (here a contact event held in quarantine).
+    let held = w.aloware_webhook(contact_event(50)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = format!("/api/admin/events/{held}/quarantine");
+    assert_eq!(
+        events::handle_quarantine(&events_ctx, admin("POST", &q, r#"{"reason":"hold"}"#))
+            .await
+            .status(),
+        200
+    );
+    let (status, by_id) =
+        json_of(manual_sync::handle_contacts(&ctx, sync("?alowareContactId=7150")).await).await;
+    assert_eq!(status, 202, "{by_id}");
+    let (_, unknown) =
+        json_of(manual_sync::handle_contacts(&ctx, sync("?alowareContactId=999999")).await).await;
+    w.drain_queue().await;
+    assert_eq!(job_status(&w, &job).await.0, "done");
+    assert_eq!(job_status(&w, &by_id).await.0, "done");
+    let (status, error) = job_status(&w, &unknown).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("Aloware has no such contact"));
+    let contacts = w.state().await["ghl"]["contacts"].clone();
+    let names: Vec<&str> = contacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["firstName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Manual") && names.contains(&"Op50"),
+        "{names:?}"
+    );
+    let (_, listed) = list(&events_ctx, "?source=admin").await;
+    assert_eq!(listed["count"], 3, "{listed}");
+    for (q, expected) in [
+        ("", 400),
+        ("?phone=1&alowareContactId=2", 400),
+        ("?phone=abc", 400),
+        ("?alowareContactId=x1", 400),
+    ] {
+        let (status, body) = json_of(manual_sync::handle_contacts(&ctx, sync(q)).await).await;
+        assert_eq!(status, expected, "{q}: {body}");
+    }
+    let req = request(
+        "POST",
+        "/api/sync/contacts?phone=%2B12025557001",
+        ("x-df-admin-secret", "no"),
+        "",
+    );
+    assert_eq!(manual_sync::handle_contacts(&ctx, req).await.status(), 401);
+    w.assert_no_violations().await;
+}
+
+#[tokio::test]
+async fn sync_lists_applies_the_member_diff_without_clearing_the_list() {
+    let list_map = r#"{"hot lead": "list-9"}"#;
+    let w = World::with(Default::default(), &[("ALOWARE_LIST_MAP", list_map)]).await;
+    let ctx = ManualSync::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    let ghl = |i: u64, tags: Vec<&str>| {
+        json!({"id": format!("gl{i}"), "locationId": "sandbox-location",
+        "firstName": format!("L{i}"), "phone": format!("+1202555{:04}", 8000 + i), "tags": tags})
+    };
+    // Three hold the tag in GHL; a fourth held it when we last saw it and is in the list.
+    w.sandbox_post("seed", json!({
+        "ghl_contacts": [ghl(1, vec!["hot lead"]), ghl(2, vec!["Hot Lead", "vip"]), ghl(3, vec!["hot lead"]), ghl(4, vec!["vip"]),
+                         ghl(5, vec!["hot leads"])],
+        "aloware_contacts": [{"id": 804, "first_name": "L4", "phone_number": "+12025558004"}],
+        "aloware_lists": {"list-9": [804]},
+    })).await;
+    db_client(&w.stack.database_url)
+        .await
+        .execute("INSERT INTO contact_tag_snapshots (ghl_contact_id, tags) VALUES ('gl4', '{hot lead,vip}')", &[])
+        .await
+        .unwrap();
+    let req = admin("POST", "/api/sync/lists?tagName=Hot Lead", "");
+    let (status, job) = json_of(manual_sync::handle_lists(&ctx, req).await).await;
+    assert_eq!(status, 202, "{job}");
+    w.drain_queue().await;
+    assert_eq!(job_status(&w, &job).await, ("done".to_string(), None));
+    let state = w.state().await;
+    let members: Vec<u64> = state["aloware"]["lists"]["list-9"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let phones: Vec<String> = state["aloware"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| members.contains(&c["id"].as_u64().unwrap()))
+        .map(|c| c["phone_number"].as_str().unwrap().to_string())
+        .collect();
+    let mut phones = phones;
+    phones.sort();
+    assert_eq!(
+        phones,
+        vec!["+12025558001", "+12025558002", "+12025558003"],
+        "{state}"
+    );
+    let paths: Vec<String> = w
+        .requests("aloware")
+        .await
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        paths.iter().all(|p| !p.contains("powerdialer-clear-list")),
+        "never cleared: {paths:?}"
+    );
+    // Again: nothing joined or left, no Aloware call.
+    let before = w.requests("aloware").await.len();
+    let (_, again) = json_of(
+        manual_sync::handle_lists(&ctx, admin("POST", "/api/sync/lists?tagName=hot lead", ""))
+            .await,
+    )
+    .await;
+    w.drain_queue().await;
+    assert_eq!(job_status(&w, &again).await.0, "done");
+    assert_eq!(w.requests("aloware").await.len(), before);
+    for (q, expected) in [("", 400), ("?tagName=unmapped", 404)] {
+        let (status, body) = json_of(
+            manual_sync::handle_lists(&ctx, admin("POST", &format!("/api/sync/lists{q}"), ""))
+                .await,
+        )
+        .await;
+        assert_eq!(status, expected, "{q}: {body}");
+    }
+    w.assert_no_violations().await;
+}

@@ -97,7 +97,8 @@ fn snapshot(st: &State) -> Value {
     })
 }
 
-/// `{"ghl_contacts": [...], "aloware_contacts": [...]}`: records stored as given (ids kept).
+/// `{"ghl_contacts": [...], "aloware_contacts": [...], "aloware_lists": {..}}`: records
+/// stored as given (ids kept).
 fn seed(st: &mut State, body: &Value) -> Reply {
     let mut n = 0;
     for c in body
@@ -121,6 +122,23 @@ fn seed(st: &mut State, body: &Value) -> Reply {
             st.aloware_contacts.insert(id, c.clone());
             n += 1;
         }
+    }
+    // `"aloware_lists": {"<list id>": [<contact id>, ...]}` (lists made in Aloware's UI).
+    for (list, members) in body
+        .get("aloware_lists")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let set = st.aloware_lists.entry(list.clone()).or_default();
+        set.extend(
+            members
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64),
+        );
+        n += 1;
     }
     Reply::json(200, json!({"seeded": n}))
 }

@@ -543,3 +543,48 @@ pub async fn ghl_message_owned(pool: &Pool, message_id: &str) -> Result<bool, Db
         .await?
         .get(0))
 }
+
+/// The newest stored Aloware body of contact `aloware_id` (a contact event's `body`).
+pub async fn latest_aloware_contact(
+    pool: &Pool,
+    aloware_id: &str,
+) -> Result<Option<serde_json::Value>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT COALESCE(payload_json->'body', payload_json) FROM webhook_events
+             WHERE source = 'aloware' AND entity_type = 'contact' AND entity_id = $1
+               AND payload_purged_at IS NULL
+             ORDER BY received_at DESC LIMIT 1",
+            &[&aloware_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The phone stored with the mapping of Aloware contact `aloware_id`.
+pub async fn mapped_phone_of_aloware(
+    pool: &Pool,
+    aloware_id: &str,
+) -> Result<Option<String>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT phone_number FROM contact_mappings WHERE aloware_contact_id = $1",
+            &[&aloware_id],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
+/// GHL contacts whose last known tags include `tag` (lower-case).
+pub async fn snapshot_holders(pool: &Pool, tag: &str) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT ghl_contact_id FROM contact_tag_snapshots WHERE $1 = ANY(tags)",
+            &[&tag],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

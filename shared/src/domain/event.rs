@@ -7,6 +7,8 @@ pub enum Source {
     Aloware,
     Ghl,
     Texting,
+    /// An operator's manual sync request (a job in the webhook inbox).
+    Admin,
 }
 
 impl Source {
@@ -15,6 +17,7 @@ impl Source {
             Source::Aloware => "aloware",
             Source::Ghl => "ghl",
             Source::Texting => "texting",
+            Source::Admin => "admin",
         }
     }
 }
@@ -50,6 +53,8 @@ pub enum EntityType {
     User,
     App,
     Email,
+    /// An Aloware power-dialer list (manual list sync).
+    List,
     Unknown,
 }
 
@@ -82,6 +87,7 @@ impl EntityType {
             EntityType::User => "user",
             EntityType::App => "app",
             EntityType::Email => "email",
+            EntityType::List => "list",
             EntityType::Unknown => "unknown",
         }
     }

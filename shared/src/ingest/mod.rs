@@ -177,7 +177,7 @@ impl Ingest {
 
     /// Send the row's message; a failed send leaves the row marked unqueued for the
     /// relay (best effort: if even that fails, the relay finds the send time stale).
-    async fn enqueue(&self, m: &ToEnqueue) -> bool {
+    pub(crate) async fn enqueue(&self, m: &ToEnqueue) -> bool {
         match self.queue.send(m.id, self.kind, &m.person_key, m.seq).await {
             Ok(()) => true,
             Err(err) => {

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod manual_sync;
 pub mod mappings;
 pub mod optouts;
 pub mod retention;

@@ -85,14 +85,14 @@ fn has_tag(contact: &Contact, tag: &str) -> bool {
     contact.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
 }
 
-struct SyncedContact {
-    ghl_id: String,
-    decisions: Value,
-    wrote: bool,
+pub(crate) struct SyncedContact {
+    pub ghl_id: String,
+    pub decisions: Value,
+    pub wrote: bool,
 }
 
 /// Bring one Aloware contact into GHL. `None` when it is the echo of our own write.
-async fn sync_contact(
+pub(crate) async fn sync_contact(
     deps: &SyncDeps,
     source: &Value,
     origin: uuid::Uuid,

@@ -2,6 +2,7 @@
 pub mod aloware_to_ghl;
 pub mod conversations;
 pub mod ghl_to_aloware;
+pub mod manual;
 pub mod optout_mirror;
 pub mod reconcile;
 pub mod tag_lists;
@@ -123,7 +124,7 @@ impl SyncDeps {
 }
 
 /// `ALOWARE_LIST_MAP`: a JSON object of GHL tag → Aloware list id (string or number).
-fn parse_list_map(json: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+pub fn parse_list_map(json: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid {
         name: "ALOWARE_LIST_MAP",
         reason,
@@ -216,6 +217,8 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
         }
         ("ghl", "contact") => ghl_to_aloware::contact_event(deps, event).await,
         ("ghl", "tag") => tag_lists::tag_event(deps, event).await,
+        ("admin", "contact") => manual::contact_job(deps, event).await,
+        ("admin", "list") => manual::list_job(deps, event).await,
         (source, entity) => Ok(Outcome::Skipped(format!(
             "no sync rule for {source} {entity} events"
         ))),
