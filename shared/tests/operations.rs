@@ -1130,3 +1130,122 @@ async fn sync_lists_applies_the_member_diff_without_clearing_the_list() {
     }
     w.assert_no_violations().await;
 }
+
+// ---- agents and lists ----
+
+use df_shared::ops::agents::{self, Agents};
+use df_shared::ops::lists::{self as list_status, ListsStatus};
+
+#[tokio::test]
+async fn agents_are_paired_by_email_from_configuration_and_the_request() {
+    let w = World::new().await;
+    let roster = r#"[{"email": "Dana@Example.com"}, {"email": "sam@example.com", "displayName": "Sam (nights)"}]"#;
+    let ctx = Agents::from_settings(&ops_settings(&w, &[("AGENT_DIRECTORY", roster)])).unwrap();
+    w.sandbox_post("seed", json!({
+        "ghl_users": [{"id": "u-dana", "name": "Dana Lee", "email": "dana@example.com"},
+                      {"id": "u-sam", "name": "Sam Roe", "email": "SAM@example.com"},
+                      {"id": "u-kim", "name": "Kim Poe", "email": "kim@example.com"}],
+        "aloware_users": [{"id": 41, "name": "Dana L", "email": "dana@example.com", "agent_status": 1},
+                          {"id": 42, "name": "Kim", "email": "kim@example.com", "agent_status": 0}],
+    })).await;
+    let (status, empty) =
+        json_of(agents::handle(&ctx, admin("GET", "/api/admin/agents", "")).await).await;
+    assert_eq!((status, empty["count"].as_i64()), (200, Some(0)), "{empty}");
+    let body = r#"{"agents": [{"email": "kim@example.com"}]}"#;
+    let (status, seeded) =
+        json_of(agents::handle(&ctx, admin("POST", "/api/admin/agents", body)).await).await;
+    assert_eq!(status, 200, "{seeded}");
+    assert_eq!(
+        (
+            seeded["seeded"].as_i64(),
+            seeded["matchedBothSides"].as_i64()
+        ),
+        (Some(3), Some(2)),
+        "{seeded}"
+    );
+    let by_key = |k: &str| {
+        seeded["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agentKey"] == k)
+            .cloned()
+            .unwrap()
+    };
+    let dana = by_key("dana@example.com");
+    assert_eq!(
+        (dana["ghlUserId"].as_str(), dana["alowareUserId"].as_str()),
+        (Some("u-dana"), Some("41"))
+    );
+    assert_eq!(dana["displayName"], "Dana Lee");
+    let sam = by_key("sam@example.com");
+    assert_eq!(
+        (sam["ghlUserId"].as_str(), sam["alowareUserId"].as_str()),
+        (Some("u-sam"), None)
+    );
+    assert_eq!(sam["displayName"], "Sam (nights)");
+    assert_eq!(sam["notes"][0], "no Aloware user has this email");
+    let (_, listed) =
+        json_of(agents::handle(&ctx, admin("GET", "/api/admin/agents", "")).await).await;
+    assert_eq!(listed["count"], 3);
+    for body in ["{", r#"{"agents": [{"email": "nope"}]}"#, r#"{"other": 1}"#] {
+        let (status, answer) =
+            json_of(agents::handle(&ctx, admin("POST", "/api/admin/agents", body)).await).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+    }
+    let req = request("GET", "/api/admin/agents", ("x-df-admin-secret", "no"), "");
+    assert_eq!(agents::handle(&ctx, req).await.status(), 401);
+    assert_eq!(
+        agents::handle(&ctx, admin("DELETE", "/api/admin/agents", ""))
+            .await
+            .status(),
+        405
+    );
+    w.assert_no_violations().await;
+}
+
+#[tokio::test]
+async fn lists_status_shows_members_last_sync_and_errors_per_mapped_tag() {
+    let list_map = r#"{"hot lead": "list-9", "cold": "list-3"}"#;
+    let w = World::with(Default::default(), &[("ALOWARE_LIST_MAP", list_map)]).await;
+    let settings = ops_settings(&w, &[]);
+    let ctx = ListsStatus::from_settings(&settings).unwrap();
+    let sync = ManualSync::from_settings(&settings).await.unwrap();
+    w.sandbox_post("seed", json!({"ghl_contacts": [
+        {"id": "gs1", "locationId": "sandbox-location", "phone": "+12025558101", "tags": ["hot lead"]},
+        {"id": "gs2", "locationId": "sandbox-location", "phone": "+12025558102", "tags": ["hot lead"]}]})).await;
+    let (_, job) = json_of(
+        manual_sync::handle_lists(&sync, admin("POST", "/api/sync/lists?tagName=hot lead", ""))
+            .await,
+    )
+    .await;
+    w.drain_queue().await;
+    assert_eq!(job_status(&w, &job).await.0, "done");
+    let (status, body) =
+        json_of(list_status::handle(&ctx, admin("GET", "/api/admin/lists/status", "")).await).await;
+    assert_eq!(status, 200, "{body}");
+    let lists = body["lists"].as_array().unwrap();
+    let hot = lists.iter().find(|l| l["tag"] == "hot lead").unwrap();
+    assert_eq!(
+        (hot["alowareListId"].as_str(), hot["memberCount"].as_i64()),
+        (Some("list-9"), Some(2)),
+        "{hot}"
+    );
+    assert!(hot["lastSuccessfulSyncAt"].is_string(), "{hot}");
+    let cold = lists.iter().find(|l| l["tag"] == "cold").unwrap();
+    assert_eq!(
+        (
+            cold["memberCount"].as_i64(),
+            cold["lastSuccessfulSyncAt"].is_null()
+        ),
+        (Some(0), true)
+    );
+    assert_eq!(body["summary"]["totalLists"], 2);
+    let req = request(
+        "GET",
+        "/api/admin/lists/status",
+        ("x-df-admin-secret", "no"),
+        "",
+    );
+    assert_eq!(list_status::handle(&ctx, req).await.status(), 401);
+}

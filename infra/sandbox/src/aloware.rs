@@ -113,10 +113,7 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             )
         }
         (Method::POST, ["sms-gateway", "send"]) => sms(st, &req.body),
-        (Method::GET, ["users"]) => Reply::json(
-            200,
-            json!([{"id": 1, "name": "Sandbox Agent", "email": "agent@example.com", "agent_status": 1, "human_readable_agent_status": "Available"}]),
-        ),
+        (Method::GET, ["users"]) => Reply::json(200, json!(st.aloware_users)),
         _ => undocumented(st, req),
     }
 }

@@ -123,6 +123,15 @@ fn seed(st: &mut State, body: &Value) -> Reply {
             n += 1;
         }
     }
+    // `"ghl_users"` / `"aloware_users"`: replace each account's users.
+    if let Some(users) = body.get("ghl_users").and_then(Value::as_array) {
+        st.ghl_users = users.clone();
+        n += users.len();
+    }
+    if let Some(users) = body.get("aloware_users").and_then(Value::as_array) {
+        st.aloware_users = users.clone();
+        n += users.len();
+    }
     // `"aloware_lists": {"<list id>": [<contact id>, ...]}` (lists made in Aloware's UI).
     for (list, members) in body
         .get("aloware_lists")

@@ -98,6 +98,9 @@ fn validate(st: &mut State, req: &Incoming) -> Option<Reply> {
         );
         return Some(error(400, "Version header is missing or invalid"));
     };
+    if req.segments.as_slice() == ["users"] {
+        return users_request(st, req, &method, &path);
+    }
     let body = (!req.body.is_null()).then_some(&req.body);
     let refusal = match api.check(&method, &req.segments, version, &req.query, body) {
         Ok(_) => return None,
@@ -118,12 +121,43 @@ fn validate(st: &mut State, req: &Incoming) -> Option<Reply> {
     })
 }
 
+/// `GET /users/?locationId=` ("Get User by Location") is not in the reference's OpenAPI
+/// files: checked by hand against GHL's docs — GET only, `Version: 2021-07-28`,
+/// `locationId` required (422 like GHL's validation), nothing else accepted.
+fn users_request(st: &mut State, req: &Incoming, method: &str, path: &str) -> Option<Reply> {
+    let mut problems = Vec::new();
+    if method != "GET" {
+        problems.push(format!("{method} is not an operation of /users/"));
+    }
+    if req.header("version") != Some("2021-07-28") {
+        problems.push("Version header must be 2021-07-28".to_string());
+    }
+    if !req.query.contains_key("locationId") {
+        problems.push("locationId should not be empty".to_string());
+    }
+    if let Some(extra) = req.query.keys().find(|k| *k != "locationId") {
+        problems.push(format!("property {extra} should not exist"));
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    st.violation("ghl", method, path, problems.clone());
+    let refs: Vec<&str> = problems.iter().map(String::as_str).collect();
+    Some(unprocessable(&refs))
+}
+
 fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
     let m = req.method;
     match req.segments.as_slice() {
         ["locations", loc, "customFields"] if *loc != location => {
             error(403, "The token does not have access to this location.")
         }
+        ["users"] => match req.query.get("locationId") {
+            Some(loc) if loc != location => {
+                error(403, "The token does not have access to this location.")
+            }
+            _ => Reply::json(200, json!({"users": st.ghl_users})),
+        },
         ["locations", _, "customFields"] if m == Method::GET => Reply::json(
             200,
             json!({"customFields": st.ghl_custom_fields.values().collect::<Vec<_>>()}),

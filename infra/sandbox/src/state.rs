@@ -175,6 +175,9 @@ pub struct State {
     pub texting_messages: BTreeMap<String, Value>,
     /// What the alert receiver (`ALERT_WEBHOOK_URL`) was sent.
     pub alerts: Vec<Value>,
+    /// The location's users (`GET /users/`) and Aloware's (`GET users`).
+    pub ghl_users: Vec<Value>,
+    pub aloware_users: Vec<Value>,
     pub requests: Vec<RecordedRequest>,
     pub faults: Vec<Fault>,
     pub rate_windows: HashMap<String, VecDeque<Instant>>,
@@ -198,6 +201,11 @@ impl State {
             aloware_sms: Vec::new(),
             texting_messages: BTreeMap::new(),
             alerts: Vec::new(),
+            ghl_users: Vec::new(),
+            aloware_users: vec![
+                serde_json::json!({"id": 1, "name": "Sandbox Agent", "email": "agent@example.com",
+                "agent_status": 1, "human_readable_agent_status": "Available"}),
+            ],
             requests: Vec::new(),
             faults: Vec::new(),
             rate_windows: HashMap::new(),

@@ -109,6 +109,22 @@ impl AlowareClient {
         }
     }
 
+    /// `GET users`: the account's users (agents).
+    pub async fn list_users(&self) -> Result<Vec<Value>, ProviderError> {
+        match self
+            .call("list users", Method::GET, "users", &[], None)
+            .await?
+        {
+            (200, Value::Array(users)) => Ok(users),
+            (200, other) => Err(ProviderError::unexpected_body(
+                crate::providers::Provider::Aloware,
+                "list users",
+                &other.to_string(),
+            )),
+            (status, body) => Err(Self::fail("list users", status, &body)),
+        }
+    }
+
     /// `GET contact/phone-number`; `None` on 404.
     pub async fn lookup_phone(&self, phone: &str) -> Result<Option<Value>, ProviderError> {
         match self

@@ -545,6 +545,18 @@ impl GhlClient {
         Ok(CustomFieldIds(ids))
     }
 
+    /// `GET /users/?locationId=` ("Get User by Location"): the location's users.
+    pub async fn list_users(&self) -> Result<Vec<Value>, ProviderError> {
+        let query = [("locationId", self.location_id.as_str())];
+        let v = self
+            .call("list users", Method::GET, "/users/", &query, None)
+            .await?;
+        Ok(v.get("users")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// One page of `POST /contacts/search` filtered by tag: `(contacts, total)`.
     pub async fn search_by_tag(
         &self,
