@@ -156,6 +156,10 @@ local_webhook_secrets() {
   export TEXTING_WEBHOOK_SECRET="${TEXTING_WEBHOOK_SECRET:-local-texting-secret}"
   export DF_ADMIN_SECRET="${DF_ADMIN_SECRET:-local-admin-secret}"
   export X_DF_JOBS_SECRET="${X_DF_JOBS_SECRET:-local-jobs-secret}"
+  # One mapped tag → power-dialer list, so the list routes have something to show.
+  export ALOWARE_LIST_MAP="${ALOWARE_LIST_MAP:-{\"hot lead\":\"5001\"\}}"
+  # The roster the agents route matches against GHL's and Aloware's users.
+  export AGENT_DIRECTORY="${AGENT_DIRECTORY:-[{\"email\":\"agent@example.com\"\}]}"
   # The texts the middleware sends itself (set either to "" to send none).
   export TEXTING_STOP_CONFIRMATION="${TEXTING_STOP_CONFIRMATION-You are unsubscribed and will get no more texts. Reply START to resubscribe.}"
   export TEXTING_HELP_REPLY="${TEXTING_HELP_REPLY-Reply STOP to unsubscribe. Msg and data rates may apply.}"
@@ -192,6 +196,8 @@ provider_defaults() {
   if [ -z "${ALOWARE_API_TOKEN:-}" ]; then
     export ALOWARE_BASE_URL="$sandbox/aloware" ALOWARE_API_TOKEN=sandbox-aloware-token
   fi
+  # Alerts go to the sandbox's receiver (`/_sandbox/state` shows them).
+  export ALERT_WEBHOOK_URL="${ALERT_WEBHOOK_URL:-$sandbox/alerts}"
   if [ -z "${TEXTING_API_KEY:-}" ]; then
     export TEXTING_BASE_URL="$sandbox/texting" TEXTING_API_KEY=sandbox-texting-key
   fi

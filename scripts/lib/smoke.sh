@@ -4,7 +4,7 @@
 # already started). Prints "N passed, N failed" and fails on any failure.
 
 readme_examples() {
-  sed -n '/<!-- examples:start -->/,/<!-- examples:end -->/p' "$ROOT/README.md" | sed '/^```/d; /^<!--/d'
+  sed -n "/<!-- ${1:-examples}:start -->/,/<!-- ${1:-examples}:end -->/p" "$ROOT/README.md" | sed '/^```/d; /^<!--/d'
 }
 
 sql() { psql -X -q -t -A "$DATABASE_URL" -c "$1"; }
@@ -59,6 +59,8 @@ run_readme_examples() {
   check "Aloware has John Deo" \
     '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); sys.exit(not any(c.get(\"first_name\")==\"John\" and c[\"phone_number\"]==\"+12025550199\" for c in s[\"aloware\"][\"contacts\"]))" <<<"$state"'
 
+  run_ops_examples "$port" "$sandbox_port"
+
   "$VENV/bin/python" "$ROOT/scripts/lib/latency.py" "http://127.0.0.1:$port/api/webhooks/aloware" \
     "http://127.0.0.1:$sandbox_port" "$ALOWARE_WEBHOOK_BASIC_USER" "$ALOWARE_WEBHOOK_BASIC_PASS" 10 ||
     { failed=$((failed+1)); echo "FAILED: local latency run" >&2; }
@@ -71,6 +73,31 @@ run_readme_examples() {
   local violations
   violations="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/violations")"
   check "no request the real providers would refuse (sandbox violations: $violations)" '[ "$violations" = "[]" ]'
+  echo "== every route against docs/openapi.yaml"
+  check "real answers match docs/openapi.yaml" '"$VENV/bin/python" "$ROOT/scripts/lib/openapi_check.py" "http://127.0.0.1:$port"'
   echo "smoke: $passed passed, $failed failed"
   [ "$failed" = 0 ]
+}
+
+# The README's operations examples, after the webhook examples were applied.
+run_ops_examples() {
+  local port="$1" sandbox_port="$2" ops i
+  readme_examples ops-examples | sed "s#127.0.0.1:9000#127.0.0.1:$port#g; s#127.0.0.1:7700#127.0.0.1:$sandbox_port#g" >"$LOCAL/readme-ops-examples.sh"
+  [ -s "$LOCAL/readme-ops-examples.sh" ] || die "README.md has no ops-examples block"
+  ops="$(bash "$LOCAL/readme-ops-examples.sh" 2>&1)"; echo "$ops"
+  check "stats answer with events, dead letters and budgets" '[[ "$ops" == *"\"rateBudgets\":["* && "$ops" == *"\"deadLetterQueues\""* ]]'
+  check "events page masked, with sync log" '[[ "$ops" == *"\"masked\":true"* && "$ops" == *"\"syncLog\":[{"* ]]'
+  check "quarantine, mark-done and replay of one event" \
+    '[[ "$ops" == *"Event quarantined"* && "$ops" == *"Event marked done"* && "$ops" == *"Event replayed"* ]]'
+  check "mapping repaired" '[[ "$ops" == *"\"repaired\":true"* ]]'
+  check "two manual sync jobs accepted" '[ "$(grep -o "\"jobId\"" <<<"$ops" | wc -l)" = 2 ]'
+  check "agent matched on both sides" '[[ "$ops" == *"\"matchedBothSides\":1"* && "$ops" == *"\"alowareUserId\":\"1\""* ]]'
+  check "lists status shows the mapped tag" '[[ "$ops" == *"\"tag\":\"hot lead\""* ]]'
+  check "three job answers" '[ "$(grep -o "\"totalPending\"" <<<"$ops" | wc -l)" = 3 ]'
+  for i in $(seq 1 60); do
+    [ "$(sql "SELECT count(*) FROM webhook_events WHERE source = 'admin' AND status IN ('done','skipped','failed')")" = 2 ] && break
+    sleep 1
+  done
+  echo "admin jobs: $(sql "SELECT string_agg(event_type || '=' || status || coalesce(' (' || error_message || ')', ''), ', ') FROM webhook_events WHERE source = 'admin'")"
+  check "both manual sync jobs finished through the queue (done, or skipped as already in sync)" '[ "$(sql "SELECT count(*) FROM webhook_events WHERE source = '"'"'admin'"'"' AND status IN ('"'"'done'"'"', '"'"'skipped'"'"')")" = 2 ]'
 }

@@ -1151,7 +1151,7 @@ async fn agents_are_paired_by_email_from_configuration_and_the_request() {
     let (status, empty) =
         json_of(agents::handle(&ctx, admin("GET", "/api/admin/agents", "")).await).await;
     assert_eq!((status, empty["count"].as_i64()), (200, Some(0)), "{empty}");
-    let body = r#"{"agents": [{"email": "kim@example.com"}]}"#;
+    let body = r#"{"agents": [{"email": "kim@example.com"}, {"email": "dana@example.com"}]}"#;
     let (status, seeded) =
         json_of(agents::handle(&ctx, admin("POST", "/api/admin/agents", body)).await).await;
     assert_eq!(status, 200, "{seeded}");

@@ -201,7 +201,10 @@ impl State {
             aloware_sms: Vec::new(),
             texting_messages: BTreeMap::new(),
             alerts: Vec::new(),
-            ghl_users: Vec::new(),
+            ghl_users: vec![
+                serde_json::json!({"id": "sandbox-user-1", "name": "Sandbox Agent",
+                "firstName": "Sandbox", "lastName": "Agent", "email": "agent@example.com"}),
+            ],
             aloware_users: vec![
                 serde_json::json!({"id": 1, "name": "Sandbox Agent", "email": "agent@example.com",
                 "agent_status": 1, "human_readable_agent_status": "Available"}),

@@ -129,6 +129,11 @@ async fn rematch(ctx: &Agents, req: &Request) -> Result<Value, Refusal> {
             .ok_or_else(|| Refusal::bad_request("the body needs an agents array"))?;
         seeds.extend(parse_seeds(extra).map_err(Refusal::bad_request)?);
     }
+    // One entry per email; the request's entry wins over the configured one.
+    let mut seen = std::collections::HashSet::new();
+    seeds.reverse();
+    seeds.retain(|s| seen.insert(s.email.trim().to_lowercase()));
+    seeds.reverse();
     let provider = |e: crate::providers::ProviderError| {
         tracing::warn!(error = %e, "agents: provider call failed");
         Refusal {
