@@ -1,11 +1,14 @@
 //! What every admin route shares (SPEC §8): the `X-DF-ADMIN-SECRET` check (constant
 //! time), JSON errors, and query parameters.
 use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
+use serde_json::Value;
 
 use crate::auth::secret::secret_eq;
-use crate::lambda::http::{error_response, header};
+use crate::lambda::http::{error_response, header, json_response};
+use crate::providers::ProviderError;
 
 pub const ADMIN_SECRET_HEADER: &str = "x-df-admin-secret";
+pub const JOBS_SECRET_HEADER: &str = "x-df-jobs-secret";
 
 /// A request an admin route refuses: answered as `{"error": code, "message": ...}`.
 #[derive(Debug)]
@@ -32,21 +35,49 @@ impl Refusal {
         }
     }
 
+    /// A provider failed the operator's request (502); details stay in the log.
+    pub fn provider(e: ProviderError) -> Self {
+        tracing::warn!(error = %e, "admin: provider call failed");
+        Refusal {
+            status: StatusCode::BAD_GATEWAY,
+            code: "provider_error",
+            message: format!("{} did not answer as expected; retry", e.provider),
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         error_response(self.status, self.code, self.message)
     }
 }
 
-/// Refused (401) unless the request carries the admin secret.
-pub fn authorize(req: &Request, secret: &str) -> Result<(), Refusal> {
-    match header(req, ADMIN_SECRET_HEADER) {
+/// A route's answer: `status` with the JSON body, or the refusal.
+pub fn respond(status: StatusCode, result: Result<Value, Refusal>) -> Response<Body> {
+    match result {
+        Ok(body) => json_response(status, &body),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// Refused (401) unless header `name` carries `secret` (compared in constant time).
+fn require_secret(req: &Request, name: &str, secret: &str) -> Result<(), Refusal> {
+    match header(req, name) {
         Some(given) if secret_eq(given.as_bytes(), secret.as_bytes()) => Ok(()),
         _ => Err(Refusal {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
-            message: "missing or wrong X-DF-ADMIN-SECRET".into(),
+            message: format!("missing or wrong {}", name.to_uppercase()),
         }),
     }
+}
+
+/// Refused (401) unless the request carries the admin secret.
+pub fn authorize(req: &Request, secret: &str) -> Result<(), Refusal> {
+    require_secret(req, ADMIN_SECRET_HEADER, secret)
+}
+
+/// Refused (401) unless the request carries the jobs secret.
+pub fn authorize_jobs(req: &Request, secret: &str) -> Result<(), Refusal> {
+    require_secret(req, JOBS_SECRET_HEADER, secret)
 }
 
 /// Refused (405) unless the request uses `method`.

@@ -8,10 +8,10 @@ use deadpool_postgres::Pool;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 
-use super::admin::{authorize, Refusal};
+use super::admin::{authorize, respond, Refusal};
 use crate::domain::json::id_str;
 use crate::domain::pii::mask_email;
-use crate::lambda::http::{body_bytes, json_response};
+use crate::lambda::http::body_bytes;
 use crate::lambda::{ConfigError, Settings};
 use crate::sync::SyncDeps;
 
@@ -75,10 +75,7 @@ pub async fn handle(ctx: &Agents, req: Request) -> Response<Body> {
             }),
         }
     };
-    match result.await {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
+    respond(StatusCode::OK, result.await)
 }
 
 async fn directory(pool: &Pool) -> Result<Value, Refusal> {
@@ -134,16 +131,13 @@ async fn rematch(ctx: &Agents, req: &Request) -> Result<Value, Refusal> {
     seeds.reverse();
     seeds.retain(|s| seen.insert(s.email.trim().to_lowercase()));
     seeds.reverse();
-    let provider = |e: crate::providers::ProviderError| {
-        tracing::warn!(error = %e, "agents: provider call failed");
-        Refusal {
-            status: StatusCode::BAD_GATEWAY,
-            code: "provider_error",
-            message: format!("{} did not answer as expected; retry", e.provider),
-        }
-    };
-    let ghl_users = ctx.deps.ghl.list_users().await.map_err(provider)?;
-    let aloware_users = ctx.deps.aloware.list_users().await.map_err(provider)?;
+    let ghl_users = ctx.deps.ghl.list_users().await.map_err(Refusal::provider)?;
+    let aloware_users = ctx
+        .deps
+        .aloware
+        .list_users()
+        .await
+        .map_err(Refusal::provider)?;
     let client = ctx
         .pool()
         .get()

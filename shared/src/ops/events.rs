@@ -9,13 +9,13 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::admin::{authorize, include_body, query, require_method, Refusal};
+use super::admin::{authorize, include_body, query, require_method, respond, Refusal};
 use crate::adapters::admin_store::{self, AdminEvent, Cursor, EventFilter, Refused};
 use crate::adapters::queue::EventQueue;
 use crate::domain::pii::mask_phone;
 use crate::domain::EventKind;
 use crate::lambda::config::queue_setting;
-use crate::lambda::http::{body_bytes, json_response};
+use crate::lambda::http::body_bytes;
 use crate::lambda::{ConfigError, Settings};
 
 /// Rows per page: `limit` (default 50, at most 200).
@@ -192,19 +192,12 @@ async fn list(ctx: &AdminEvents, req: &Request, kind: EventKind) -> Result<Value
 
 /// `GET /api/admin/events`.
 pub async fn handle_list(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(list(ctx, &req, EventKind::Webhook).await)
+    respond(StatusCode::OK, list(ctx, &req, EventKind::Webhook).await)
 }
 
 /// `GET /api/admin/texting/events`.
 pub async fn handle_texting_list(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(list(ctx, &req, EventKind::Texting).await)
-}
-
-fn respond(result: Result<Value, Refusal>) -> Response<Body> {
-    match result {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
+    respond(StatusCode::OK, list(ctx, &req, EventKind::Texting).await)
 }
 
 /// The `{id}` of `/api/admin/events/{id}/<action>`: API Gateway's path parameter, else
@@ -274,7 +267,7 @@ fn actor(body: &Value, key: &str) -> Option<String> {
 /// and a new queue message. An older event than one already applied to its entity is
 /// still replayed, and will be skipped as stale: the answer says so.
 pub async fn handle_replay(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(replay(ctx, &req).await)
+    respond(StatusCode::OK, replay(ctx, &req).await)
 }
 
 async fn replay(ctx: &AdminEvents, req: &Request) -> Result<Value, Refusal> {
@@ -317,7 +310,7 @@ async fn replay(ctx: &AdminEvents, req: &Request) -> Result<Value, Refusal> {
 
 /// `POST /api/admin/events/{id}/quarantine` `{reason, eventSource?, quarantinedBy?}`.
 pub async fn handle_quarantine(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(quarantine(ctx, &req).await)
+    respond(StatusCode::OK, quarantine(ctx, &req).await)
 }
 
 async fn quarantine(ctx: &AdminEvents, req: &Request) -> Result<Value, Refusal> {
@@ -353,7 +346,7 @@ async fn quarantine(ctx: &AdminEvents, req: &Request) -> Result<Value, Refusal> 
 
 /// `POST /api/admin/events/{id}/mark-done`.
 pub async fn handle_mark_done(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(mark_done(ctx, &req).await)
+    respond(StatusCode::OK, mark_done(ctx, &req).await)
 }
 
 async fn mark_done(ctx: &AdminEvents, req: &Request) -> Result<Value, Refusal> {

@@ -9,40 +9,18 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::admin::{require_method, Refusal};
+use super::admin::{authorize_jobs as authorize, require_method, respond, Refusal};
 use crate::adapters::event_store;
-use crate::auth::secret::secret_eq;
 use crate::domain::EventKind;
-use crate::lambda::http::{header, json_response};
 use crate::lambda::{ConfigError, Settings};
 use crate::pipeline::relay::Relay;
 use crate::pipeline::{Consumer, Router};
-
-pub const JOBS_SECRET_HEADER: &str = "x-df-jobs-secret";
 
 /// `JOBS_BATCH_SIZE`'s default.
 pub const DEFAULT_BATCH: usize = 100;
 
 /// `run-once` answers within API Gateway's 30 s integration limit.
 pub const RUN_ONCE_BUDGET: Duration = Duration::from_secs(25);
-
-fn authorize(req: &Request, secret: &str) -> Result<(), Refusal> {
-    match header(req, JOBS_SECRET_HEADER) {
-        Some(given) if secret_eq(given.as_bytes(), secret.as_bytes()) => Ok(()),
-        _ => Err(Refusal {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "missing or wrong X-DF-JOBS-SECRET".into(),
-        }),
-    }
-}
-
-fn respond(result: Result<Value, Refusal>) -> Response<Body> {
-    match result {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
-}
 
 pub struct EnqueueJob {
     pub relay: Relay,
@@ -69,7 +47,7 @@ impl EnqueueJob {
 
 /// `POST /api/jobs/enqueue-pending` (webhook) or `.../enqueue-texting-pending`.
 pub async fn handle_enqueue(ctx: &EnqueueJob, req: Request) -> Response<Body> {
-    respond(enqueue(ctx, &req).await)
+    respond(StatusCode::OK, enqueue(ctx, &req).await)
 }
 
 async fn enqueue(ctx: &EnqueueJob, req: &Request) -> Result<Value, Refusal> {
@@ -108,7 +86,10 @@ impl RunOnceJob<crate::sync::WebhookRouter> {
 
 /// `POST /api/jobs/run-once`.
 pub async fn handle_run_once<R: Router>(ctx: &RunOnceJob<R>, req: Request) -> Response<Body> {
-    respond(run_once(ctx, &req, Instant::now() + RUN_ONCE_BUDGET).await)
+    respond(
+        StatusCode::OK,
+        run_once(ctx, &req, Instant::now() + RUN_ONCE_BUDGET).await,
+    )
 }
 
 pub async fn run_once<R: Router>(

@@ -4,9 +4,8 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 
-use super::admin::{authorize, require_method, Refusal};
+use super::admin::{authorize, require_method, respond, Refusal};
 use crate::adapters::sync_store;
-use crate::lambda::http::json_response;
 use crate::lambda::{ConfigError, Settings};
 
 pub struct ListsStatus {
@@ -34,10 +33,7 @@ pub async fn handle(ctx: &ListsStatus, req: Request) -> Response<Body> {
             Refusal::store_unavailable()
         })
     };
-    match result.await {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
+    respond(StatusCode::OK, result.await)
 }
 
 async fn status(ctx: &ListsStatus) -> Result<Value, crate::adapters::db::DbError> {

@@ -8,7 +8,7 @@ use deadpool_postgres::Pool;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 
-use super::admin::{authorize, query, require_method, Refusal};
+use super::admin::{authorize, query, require_method, respond, Refusal};
 use crate::adapters::event_store::{self, NewEvent, Stored};
 use crate::adapters::sync_store;
 use crate::domain::dedupe::DedupeKey;
@@ -16,7 +16,6 @@ use crate::domain::event::{Classified, EntityType, PersonRef, Source};
 use crate::domain::phone::to_e164;
 use crate::domain::EventKind;
 use crate::ingest::Ingest;
-use crate::lambda::http::json_response;
 use crate::lambda::{ConfigError, Settings};
 
 pub struct ManualSync {
@@ -40,16 +39,9 @@ impl ManualSync {
     }
 }
 
-fn respond(result: Result<Value, Refusal>) -> Response<Body> {
-    match result {
-        Ok(body) => json_response(StatusCode::ACCEPTED, &body),
-        Err(r) => r.into_response(),
-    }
-}
-
 /// `POST /api/sync/contacts`.
 pub async fn handle_contacts(ctx: &ManualSync, req: Request) -> Response<Body> {
-    respond(contacts(ctx, &req).await)
+    respond(StatusCode::ACCEPTED, contacts(ctx, &req).await)
 }
 
 async fn contacts(ctx: &ManualSync, req: &Request) -> Result<Value, Refusal> {
@@ -93,7 +85,7 @@ async fn contacts(ctx: &ManualSync, req: &Request) -> Result<Value, Refusal> {
 
 /// `POST /api/sync/lists`.
 pub async fn handle_lists(ctx: &ManualSync, req: Request) -> Response<Body> {
-    respond(lists(ctx, &req).await)
+    respond(StatusCode::ACCEPTED, lists(ctx, &req).await)
 }
 
 async fn lists(ctx: &ManualSync, req: &Request) -> Result<Value, Refusal> {

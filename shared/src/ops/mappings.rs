@@ -4,15 +4,13 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 
-use super::admin::{authorize, query, require_method, Refusal};
+use super::admin::{authorize, query, require_method, respond, Refusal};
 use crate::adapters::sync_store;
 use crate::domain::contact::Contact;
 use crate::domain::json::id_str;
 use crate::domain::phone::to_e164;
 use crate::domain::pii::{mask_email, mask_phone};
-use crate::lambda::http::json_response;
 use crate::lambda::{ConfigError, Settings};
-use crate::providers::ProviderError;
 use crate::sync::SyncDeps;
 
 pub struct MappingsRepair {
@@ -29,20 +27,8 @@ impl MappingsRepair {
     }
 }
 
-fn provider_refusal(e: ProviderError) -> Refusal {
-    tracing::warn!(error = %e, "mappings repair: provider call failed");
-    Refusal {
-        status: StatusCode::BAD_GATEWAY,
-        code: "provider_error",
-        message: format!("{} did not answer as expected; retry", e.provider),
-    }
-}
-
 pub async fn handle(ctx: &MappingsRepair, req: Request) -> Response<Body> {
-    match repair(ctx, &req).await {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
+    respond(StatusCode::OK, repair(ctx, &req).await)
 }
 
 async fn repair(ctx: &MappingsRepair, req: &Request) -> Result<Value, Refusal> {
@@ -68,7 +54,7 @@ async fn repair(ctx: &MappingsRepair, req: &Request) -> Result<Value, Refusal> {
         .ghl
         .find_duplicate(phone.as_deref(), email.as_deref())
         .await
-        .map_err(provider_refusal)?;
+        .map_err(Refusal::provider)?;
     let ghl_id = ghl.as_ref().and_then(Contact::ghl_id);
     // Aloware keys contacts by phone: the request's, else the one GHL has.
     let lookup_phone = phone.clone().or_else(|| {
@@ -80,7 +66,7 @@ async fn repair(ctx: &MappingsRepair, req: &Request) -> Result<Value, Refusal> {
             .aloware
             .lookup_phone(p)
             .await
-            .map_err(provider_refusal)?,
+            .map_err(Refusal::provider)?,
         None => None,
     };
     let aloware_id = aloware.as_ref().and_then(|c| id_str(c.get("id")));

@@ -5,10 +5,9 @@ use deadpool_postgres::Pool;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Value};
 
-use super::admin::{authorize, require_method, Refusal};
+use super::admin::{authorize, require_method, respond, Refusal};
 use crate::adapters::{db::DbError, ops_store, queue::EventQueue};
 use crate::domain::EventKind;
-use crate::lambda::http::json_response;
 use crate::lambda::{ConfigError, Settings};
 
 /// The dead-letter queues, by the settings that name them.
@@ -70,10 +69,7 @@ pub async fn handle(ctx: &Stats, req: Request) -> Response<Body> {
             Refusal::store_unavailable()
         })
     };
-    match answer.await {
-        Ok(body) => json_response(StatusCode::OK, &body),
-        Err(r) => r.into_response(),
-    }
+    respond(StatusCode::OK, answer.await)
 }
 
 async fn numbers(ctx: &Stats) -> Result<Value, DbError> {
