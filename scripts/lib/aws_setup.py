@@ -14,6 +14,7 @@ import yaml
 QUEUES = {
     "WEBHOOK_EVENTS_QUEUE_URL": ("webhook-events", "WebhookEventsQueue"),
     "TEXTING_EVENTS_QUEUE_URL": ("texting-events", "TextingEventsQueue"),
+    "BROADCAST_EVENTS_QUEUE_URL": ("broadcast-events", "BroadcastEventsQueue"),
 }
 TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "template.yaml")
 

@@ -123,7 +123,7 @@ create_queues() {
   local urls
   urls="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" queues)"
   eval "$urls"
-  export WEBHOOK_EVENTS_QUEUE_URL TEXTING_EVENTS_QUEUE_URL
+  export WEBHOOK_EVENTS_QUEUE_URL TEXTING_EVENTS_QUEUE_URL BROADCAST_EVENTS_QUEUE_URL
 }
 
 stop_started() {
@@ -140,6 +140,18 @@ stop_started() {
   STARTED=()
 }
 
+# Verity's database for broadcast analytics: unless VERITY_DATABASE_URL names a real
+# one, a local database `$1` on our server with the schema and demo data of infra/verity.
+local_verity_database() {
+  [ -n "${VERITY_DATABASE_URL:-}" ] && return 0
+  [ -n "${DATABASE_URL:-}" ] || die "local_verity_database needs DATABASE_URL"
+  local server="${DATABASE_URL%/*}"
+  export VERITY_DATABASE_URL="$server/$1"
+  psql -X -q "$server/postgres" -c "CREATE DATABASE $1" >/dev/null 2>&1 || true
+  psql -X -q -v ON_ERROR_STOP=1 "$VERITY_DATABASE_URL" -f "$ROOT/infra/verity/schema.sql" -f "$ROOT/infra/verity/seed.sql" >/dev/null ||
+    die "could not load infra/verity into $(redact_url "$VERITY_DATABASE_URL")"
+}
+
 # Build and run the project's migration command against DATABASE_URL.
 migrate_database() {
   log "migrating $(redact_url "$DATABASE_URL")"
@@ -154,6 +166,9 @@ local_webhook_secrets() {
   export ALOWARE_WEBHOOK_BASIC_PASS="${ALOWARE_WEBHOOK_BASIC_PASS:-local-aloware-pass}"
   export GHL_WORKFLOW_WEBHOOK_SECRET="${GHL_WORKFLOW_WEBHOOK_SECRET:-local-workflow-secret}"
   export TEXTING_WEBHOOK_SECRET="${TEXTING_WEBHOOK_SECRET:-local-texting-secret}"
+  export VERITY_WEBHOOK_SECRET="${VERITY_WEBHOOK_SECRET:-local-verity-secret}"
+  # The API key of the Verity gateway and the MCP server.
+  export DF_MIDDLEWARE_API_KEY="${DF_MIDDLEWARE_API_KEY:-local-df-middleware-key}"
   export DF_ADMIN_SECRET="${DF_ADMIN_SECRET:-local-admin-secret}"
   export X_DF_JOBS_SECRET="${X_DF_JOBS_SECRET:-local-jobs-secret}"
   # One mapped tag → power-dialer list, so the list routes have something to show.
@@ -201,6 +216,11 @@ provider_defaults() {
   if [ -z "${TEXTING_API_KEY:-}" ]; then
     export TEXTING_BASE_URL="$sandbox/texting" TEXTING_API_KEY=sandbox-texting-key
   fi
+  # Verity: the sandbox serves the example catalog's endpoints.
+  if [ -z "${VERITY_API_KEY:-}" ] && [ -z "${CLERK_MACHINE_SECRET_KEY:-}" ]; then
+    export VERITY_BASE_URL="$sandbox/verity" VERITY_API_KEY=sandbox-verity-key
+  fi
+  export VERITY_CATALOG_URI="${VERITY_CATALOG_URI:-$ROOT/infra/verity/api-catalog.json}"
 }
 
 # The provider sandbox (GHL, Aloware, texting on loopback).

@@ -4,6 +4,8 @@ match, when a status is not documented for its route, or when a documented opera
 was never called. Usage: openapi_check.py <base url>; secrets come from the environment
 as scripts/dev sets them."""
 import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -46,6 +48,10 @@ def main():
     aloware = {"authorization": f"Basic {basic}"}
     workflow = {"x-df-workflow-secret": os.environ["GHL_WORKFLOW_WEBHOOK_SECRET"]}
     texting = {"x-texting-secret": os.environ["TEXTING_WEBHOOK_SECRET"]}
+    gateway = {"authorization": f"Bearer {os.environ['DF_MIDDLEWARE_API_KEY']}"}
+    mcp_headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    broadcast_body = json.dumps({"broadcastId": f"spec-{uuid.uuid4().hex[:8]}", "eventType": "analytics_updated"}).encode()
+    broadcast = {"x-broadcast-signature": hmac.new(os.environ["VERITY_WEBHOOK_SECRET"].encode(), broadcast_body, hashlib.sha256).hexdigest()}
     wrong = {"x-df-admin-secret": "wrong"}
 
     # A finished event: quarantine, mark-done and replay never race its consumer.
@@ -68,6 +74,18 @@ def main():
         ("/api/webhooks/texting", "post", "/api/webhooks/texting", texting,
          {"type": "message.received", "data": {"id": f"spec-{uid}", "from": "+12025550190", "to": "+12025550142", "body": "hi", "createdAt": "2026-11-22T10:00:00Z"}}, 200),
         ("/api/webhooks/texting", "post", "/api/webhooks/texting", {"x-texting-secret": "no"}, {"type": "x"}, 401),
+        ("/api/webhooks/broadcast", "post", "/api/webhooks/broadcast", broadcast, broadcast_body, 200),
+        ("/api/webhooks/broadcast", "post", "/api/webhooks/broadcast", {"x-broadcast-signature": "0" * 64}, broadcast_body, 401),
+        ("/api/webhooks/broadcast", "post", "/api/webhooks/broadcast", {"x-df-broadcast-secret": os.environ["VERITY_WEBHOOK_SECRET"]}, {"broadcastId": "x"}, 400),
+        ("/api/verity", "get", "/api/verity", gateway, None, 200),
+        ("/api/verity", "get", "/api/verity", {}, None, 401),
+        ("/api/verity", "post", "/api/verity", gateway, {"endpoint": "/api/users/me", "method": "GET"}, 200),
+        ("/api/verity", "post", "/api/verity", gateway, {"endpoint": "/apicomms/contacts", "method": "POST", "body": {"firstName": "Spec"}}, 201),
+        ("/api/verity", "post", "/api/verity", gateway, {"endpoint": "/api/nope", "method": "GET"}, 404),
+        ("/api/verity", "post", "/api/verity", gateway, {"method": "GET"}, 400),
+        ("/api/verity", "post", "/api/verity", {"authorization": "Bearer wrong"}, {"endpoint": "/api/users/me", "method": "GET"}, 401),
+        ("/mcp", "post", "/mcp", {**gateway, **mcp_headers}, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "spec", "version": "1"}}}, 200),
+        ("/mcp", "post", "/mcp", mcp_headers, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, 401),
         ("/api/jobs/enqueue-pending", "post", "/api/jobs/enqueue-pending", jobs, None, 200),
         ("/api/jobs/enqueue-pending", "post", "/api/jobs/enqueue-pending", {}, None, 401),
         ("/api/jobs/enqueue-texting-pending", "post", "/api/jobs/enqueue-texting-pending", jobs, None, 200),
@@ -76,6 +94,8 @@ def main():
         ("/api/admin/events", "get", "/api/admin/events?limit=2", admin, None, 200),
         ("/api/admin/events", "get", "/api/admin/events?limit=1&includeBody=true", admin, None, 200),
         ("/api/admin/events", "get", "/api/admin/events?limit=500", admin, None, 400),
+        ("/api/admin/events", "get", "/api/admin/events?inbox=broadcast&limit=2", admin, None, 200),
+        ("/api/admin/events", "get", "/api/admin/events?inbox=nope", admin, None, 400),
         ("/api/admin/events", "get", "/api/admin/events", wrong, None, 401),
         ("/api/admin/texting/events", "get", "/api/admin/texting/events?limit=2", admin, None, 200),
         ("/api/admin/texting/events", "get", "/api/admin/texting/events", wrong, None, 401),

@@ -9,14 +9,24 @@ readme_examples() {
 
 sql() { psql -X -q -t -A "$DATABASE_URL" -c "$1"; }
 
+# Run README block $1 against the smoke's ports ($2 functions, $3 sandbox); prints its output.
+run_readme_block() {
+  local file="$LOCAL/readme-$1.sh"
+  readme_examples "$1" | sed "s#127.0.0.1:9000#127.0.0.1:$2#g; s#127.0.0.1:7700#127.0.0.1:$3#g" >"$file"
+  [ -s "$file" ] || die "README.md has no $1 block"
+  bash "$file" 2>&1
+}
+
 run_readme_examples() {
   local port="${DF_SMOKE_PORT:-9055}" sandbox_port="${DF_SMOKE_SANDBOX_PORT:-7755}" passed=0 failed=0 out script state i
   export DATABASE_URL="${DF_TEST_DATABASE_URL%/*}/df_smoke_$(date +%s)_$$"
   cargo run -q --bin migrate -- --create-database >/dev/null
   eval "$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" queues "smoke-$$-")"
-  export WEBHOOK_EVENTS_QUEUE_URL TEXTING_EVENTS_QUEUE_URL RETRY_BASE_SECONDS=1
+  export WEBHOOK_EVENTS_QUEUE_URL TEXTING_EVENTS_QUEUE_URL BROADCAST_EVENTS_QUEUE_URL RETRY_BASE_SECONDS=1
+  unset VERITY_DATABASE_URL
+  local_verity_database "df_smoke_verity_$(date +%s)_$$"
   local_webhook_secrets
-  (unset GHL_API_KEY ALOWARE_API_TOKEN TEXTING_API_KEY; provider_defaults "$sandbox_port"; env | grep -E '^(GHL|ALOWARE|TEXTING)_(BASE_URL|API_KEY|API_TOKEN|LOCATION_ID)=' >"$LOCAL/smoke-providers.env")
+  (unset GHL_API_KEY ALOWARE_API_TOKEN TEXTING_API_KEY VERITY_API_KEY CLERK_MACHINE_SECRET_KEY VERITY_CATALOG_URI; provider_defaults "$sandbox_port"; env | grep -E '^(GHL|ALOWARE|TEXTING|VERITY)_(BASE_URL|API_KEY|API_TOKEN|LOCATION_ID|CATALOG_URI)=' >"$LOCAL/smoke-providers.env")
   set -a; source "$LOCAL/smoke-providers.env"; set +a
   start_watch "$port" "$LOCAL/smoke-watch.log"
   start_sandbox "$sandbox_port" "$LOCAL/smoke-sandbox.log"
@@ -60,6 +70,8 @@ run_readme_examples() {
     '"$VENV/bin/python" -c "import json,sys; s=json.load(sys.stdin); sys.exit(not any(c.get(\"first_name\")==\"John\" and c[\"phone_number\"]==\"+12025550199\" for c in s[\"aloware\"][\"contacts\"]))" <<<"$state"'
 
   run_ops_examples "$port" "$sandbox_port"
+  run_broadcast_examples "$port" "$sandbox_port"
+  run_verity_examples "$port" "$sandbox_port"
 
   "$VENV/bin/python" "$ROOT/scripts/lib/latency.py" "http://127.0.0.1:$port/api/webhooks/aloware" \
     "http://127.0.0.1:$sandbox_port" "$ALOWARE_WEBHOOK_BASIC_USER" "$ALOWARE_WEBHOOK_BASIC_PASS" 10 ||
@@ -80,11 +92,53 @@ run_readme_examples() {
 }
 
 # The README's operations examples, after the webhook examples were applied.
+# README "Broadcast analytics": a signed Verity event ends as the GHL record with the
+# figures infra/verity/seed.sql computes by hand.
+run_broadcast_examples() {
+  local port="$1" sandbox_port="$2" out i
+  out="$(run_readme_block broadcast-examples "$port" "$sandbox_port")"; echo "$out"
+  check "the broadcast event was stored and queued" '[[ "$out" == *"\"queued\":true"* ]]'
+  for i in $(seq 1 60); do
+    [ "$(sql "SELECT count(*) FROM broadcast_webhook_events WHERE status IN ('done','skipped','failed')")" = 1 ] && break
+    sleep 1
+  done
+  echo "broadcast events: $(sql "SELECT string_agg(event_type || '=' || status || coalesce(' (' || error_message || ')', ''), ', ') FROM broadcast_webhook_events")"
+  check "the GHL record has the hand-computed figures" \
+    '"$VENV/bin/python" -c "import json,sys,urllib.request; s=json.load(urllib.request.urlopen(\"http://127.0.0.1:$sandbox_port/_sandbox/state\")); r=[x[\"properties\"] for x in s[\"ghl\"][\"records\"]]; want={\"broadcast_id\":\"bc-demo-0001\",\"broadcast_name\":\"November open house\",\"recipients\":5,\"sent\":4,\"delivered\":3,\"failed\":1,\"pending\":1,\"responses\":2,\"appointments_set\":1,\"delivery_rate\":0.75,\"failure_rate\":0.25,\"response_rate\":0.6667,\"conversion_rate\":0.5}; sys.exit(not (len(r)==1 and all(r[0].get(k)==v for k,v in want.items())))"'
+}
+
+# README "Verity gateway and MCP server": the gateway and MCP over HTTP under cargo
+# lambda watch, and the README's stdio client entry started exactly as written.
+run_verity_examples() {
+  local port="$1" sandbox_port="$2" out
+  out="$(run_readme_block verity-examples "$port" "$sandbox_port")"; echo "$out"
+  check "the gateway proxies a catalogued request" '[[ "$out" == *"\"success\":true"* && "$out" == *"\"id\":\"b-42\""* ]]'
+  check "the gateway refuses an uncatalogued one" '[[ "$out" == *"UNKNOWN_ENDPOINT"* ]]'
+  check "MCP initialize over HTTP" '[[ "$out" == *"\"serverInfo\""* ]]'
+  check "MCP tools/list lists the catalog's 50 tools" '[[ "$out" == *"50 tools, e.g."* ]]'
+  check "MCP tools/call reaches Verity" '[[ "$out" == *"\"structuredContent\":{"*"\"b-42\""* ]]'
+  check "the MCP call left an audit row" '[ "$(sql "SELECT count(*) FROM mcp_tool_calls WHERE tool = '"'"'get_comms_broadcasts_by_id_stats'"'"'")" = 1 ]'
+  # The refusals and errors, under cargo lambda watch too.
+  local mcp_url="http://127.0.0.1:$port/mcp" key="authorization: Bearer $DF_MIDDLEWARE_API_KEY" list='{"jsonrpc":"2.0","id":9,"method":"tools/list"}'
+  local hdr=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-06-18')
+  out="$(curl -s "${hdr[@]}" -H "$key" -d '{"jsonrpc":"2.0","id":12,"method":"tools/list","params":{"cursor":"40"}}' "$mcp_url")"
+  check "MCP: tools/list pages from a cursor (the last 10 of 50, no nextCursor)" \
+    '"$VENV/bin/python" -c "import json,sys; r=json.load(sys.stdin)[\"result\"]; sys.exit(not (len(r[\"tools\"])==10 and \"nextCursor\" not in r))" <<<"$out"'
+  check "MCP: a wrong Host is refused with 403" '[ "$(curl -s -o /dev/null -w "%{http_code}" "${hdr[@]}" -H "$key" -H "host: evil.example.com" -d "$list" "$mcp_url")" = 403 ]'
+  check "MCP: no key is refused with 401 and WWW-Authenticate" '[[ "$(curl -s -D - -o /dev/null "${hdr[@]}" -d "$list" "$mcp_url" | tr -d "\r")" == *"401"*"www-authenticate: Bearer"* ]]'
+  out="$(curl -s "${hdr[@]}" -H "$key" -d '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_comms_broadcasts_by_id_stats","arguments":{"id":7}}}' "$mcp_url")"
+  check "MCP: invalid arguments are a -32602 error ($out)" '[[ "$out" == *"\"code\":-32602"* ]]'
+  curl -s -X POST -d '{"provider":"verity","status":500,"count":1}' "http://127.0.0.1:$sandbox_port/_sandbox/faults" >/dev/null
+  out="$(curl -s "${hdr[@]}" -H "$key" -d '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"post_comms_broadcasts","arguments":{"body":{"subject":"Hi"}}}}' "$mcp_url")"
+  check "MCP: Verity's 500 is a tool error with its status ($out)" '[[ "$out" == *"\"isError\":true"* && "$out" == *"\"status\":500"* ]]'
+  cargo build -q -p df-mcp
+  readme_examples mcp-config | sed "s#127.0.0.1:7700#127.0.0.1:$sandbox_port#g" >"$LOCAL/mcp-config.json"
+  check "the README's stdio MCP entry starts and lists the tools" '"$VENV/bin/python" "$ROOT/scripts/lib/mcp_stdio_check.py" "$LOCAL/mcp-config.json" verity 50'
+}
+
 run_ops_examples() {
   local port="$1" sandbox_port="$2" ops i
-  readme_examples ops-examples | sed "s#127.0.0.1:9000#127.0.0.1:$port#g; s#127.0.0.1:7700#127.0.0.1:$sandbox_port#g" >"$LOCAL/readme-ops-examples.sh"
-  [ -s "$LOCAL/readme-ops-examples.sh" ] || die "README.md has no ops-examples block"
-  ops="$(bash "$LOCAL/readme-ops-examples.sh" 2>&1)"; echo "$ops"
+  ops="$(run_readme_block ops-examples "$port" "$sandbox_port")"; echo "$ops"
   check "stats answer with events, dead letters and budgets" '[[ "$ops" == *"\"rateBudgets\":["* && "$ops" == *"\"deadLetterQueues\""* ]]'
   check "events page masked, with sync log" '[[ "$ops" == *"\"masked\":true"* && "$ops" == *"\"syncLog\":[{"* ]]'
   check "quarantine, mark-done and replay of one event" \

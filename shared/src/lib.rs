@@ -6,7 +6,8 @@
 //! - [`ingest`]: the webhook ingest contract joining them.
 //! - [`providers`]: GHL, Aloware clients with typed, retry-aware errors.
 //! - [`sync`]: the sync routers (SPEC §6); [`pipeline`]: the SQS consumer (SPEC §5).
-//! - [`ops`]: operational endpoints (health).
+//! - [`ops`]: operational endpoints (health, admin, jobs).
+//! - [`verity`]: Verity's API catalog, the gateway and the MCP server (SPEC §13).
 //! - [`lambda`]: configuration, tracing and HTTP glue.
 pub mod adapters;
 pub mod auth;
@@ -17,3 +18,4 @@ pub mod ops;
 pub mod pipeline;
 pub mod providers;
 pub mod sync;
+pub mod verity;

@@ -188,12 +188,23 @@ async fn twenty_interleaved_updates_of_a_contact_end_in_the_last_state() {
         .unwrap()
         .get(0);
     assert_eq!(mapped, 2);
+    // One applied sync per update. Our own Aloware budget (1 call/s) may turn an
+    // attempt away under load: those rows are `throttled` retries that applied nothing.
     let logged: i64 = client
-        .query_one("SELECT count(*) FROM sync_log", &[])
+        .query_one("SELECT count(*) FROM sync_log WHERE status <> 'error'", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(logged, 40, "one sync_log row per sync");
+    let other: i64 = client
+        .query_one(
+            "SELECT count(*) FROM sync_log WHERE status = 'error' AND decisions->>'class' <> 'throttled'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(other, 0, "no failed attempt but our own throttling");
     // No Aloware endpoint that does not exist was called.
     for r in w.requests("aloware").await {
         let path = r["path"].as_str().unwrap();
@@ -1169,7 +1180,15 @@ async fn two_consumers_racing_on_one_call_write_one_note() {
     );
     let _ = (a, b);
     w.drain_queue().await;
-    assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
+    // Forced past FIFO order, the later event may win the race: the earlier one is then
+    // skipped as stale (the high-water mark), never applied over it.
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().any(|s| s.1 == "done"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.1 == "done"
+            || (s.1 == "skipped" && s.2.as_deref().is_some_and(|r| r.starts_with("stale")))),
+        "{statuses:?}"
+    );
     let notes = w.notes().await;
     assert_eq!(notes.len(), 1, "{notes:?}");
 }

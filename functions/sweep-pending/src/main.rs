@@ -12,7 +12,11 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         let relay = context(&cell, || async {
             let settings = Settings::load().await?;
-            Relay::from_settings(&settings, &[EventKind::Webhook, EventKind::Texting]).await
+            Relay::from_settings(
+                &settings,
+                &[EventKind::Webhook, EventKind::Texting, EventKind::Broadcast],
+            )
+            .await
         })
         .await?;
         Ok::<_, Error>(serde_json::json!({ "relayed": relay.run_once().await }))

@@ -11,7 +11,8 @@
 //! with an empty JSON object, as a schedule with `Input: {}` would.
 //!
 //! Configuration: `DF_BRIDGE_ROUTES` = `QUEUE_URL=function,...` (default: the webhook
-//! queue → process-webhook-events, the texting queue → process-texting-events),
+//! queue → process-webhook-events, the texting queue → process-texting-events, the
+//! broadcast queue → process-broadcast-events),
 //! `DF_INVOKE_URL` (default http://127.0.0.1:9000).
 use std::time::Duration;
 
@@ -28,9 +29,10 @@ fn routes() -> Vec<Route> {
     let spec = std::env::var("DF_BRIDGE_ROUTES").unwrap_or_else(|_| {
         let queue = |name: &str| std::env::var(name).unwrap_or_default();
         format!(
-            "{}=process-webhook-events,{}=process-texting-events",
+            "{}=process-webhook-events,{}=process-texting-events,{}=process-broadcast-events",
             queue("WEBHOOK_EVENTS_QUEUE_URL"),
-            queue("TEXTING_EVENTS_QUEUE_URL")
+            queue("TEXTING_EVENTS_QUEUE_URL"),
+            queue("BROADCAST_EVENTS_QUEUE_URL")
         )
     });
     spec.split(',')

@@ -39,10 +39,14 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             {
                 st.ghl_status_updates_allowed = allowed;
             }
+            if let Some(ms) = req.body.get("ghl_search_lag_ms").and_then(Value::as_u64) {
+                st.ghl_search_lag = std::time::Duration::from_millis(ms);
+            }
             Reply::json(
                 200,
                 json!({"aloware_lookup_shape": st.aloware_lookup_shape,
-                    "ghl_status_updates_allowed": st.ghl_status_updates_allowed}),
+                    "ghl_status_updates_allowed": st.ghl_status_updates_allowed,
+                    "ghl_search_lag_ms": st.ghl_search_lag.as_millis() as u64}),
             )
         }
         (Method::POST, ["reset"]) => {
@@ -90,6 +94,7 @@ fn snapshot(st: &State) -> Value {
     json!({
         "ghl": {"contacts": st.ghl_contacts.values().collect::<Vec<_>>(), "notes": st.ghl_notes, "messages": st.ghl_messages,
             "conversations": st.ghl_conversations.values().collect::<Vec<_>>(),
+            "records": st.ghl_records.values().collect::<Vec<_>>(),
             "custom_fields": st.ghl_custom_fields.values().collect::<Vec<_>>()},
         "aloware": {"contacts": st.aloware_contacts.values().collect::<Vec<_>>(), "lists": lists, "sms": st.aloware_sms},
         "texting": {"messages": st.texting_messages.values().collect::<Vec<_>>()},
@@ -127,6 +132,14 @@ fn seed(st: &mut State, body: &Value) -> Reply {
     if let Some(users) = body.get("ghl_users").and_then(Value::as_array) {
         st.ghl_users = users.clone();
         n += users.len();
+    }
+    if let Some(jwks) = body.get("clerk_jwks") {
+        st.clerk_jwks = jwks.clone();
+        n += 1;
+    }
+    if body.get("verity_revoke_tokens") == Some(&Value::Bool(true)) {
+        n += st.verity_machine_tokens.len();
+        st.verity_machine_tokens.clear();
     }
     if let Some(users) = body.get("aloware_users").and_then(Value::as_array) {
         st.aloware_users = users.clone();

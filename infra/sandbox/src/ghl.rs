@@ -10,6 +10,7 @@ use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use crate::ghl_conversations as conversations;
+use crate::ghl_objects as objects;
 use crate::state::State;
 use crate::{openapi, Incoming, Reply};
 
@@ -207,6 +208,17 @@ fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
             Some(n) => Reply::json(200, json!({"note": n})),
             None => error(404, "Note not found"),
         },
+        ["objects", key, "records", "search"] if m == Method::POST => {
+            objects::search(st, key, &req.body, location)
+        }
+        ["objects", key, "records"] if m == Method::POST => {
+            objects::create(st, key, &req.body, location)
+        }
+        ["objects", key, "records", id] if m == Method::PUT => {
+            let loc = req.query.get("locationId").map(String::as_str);
+            objects::update(st, key, id, loc, &req.body, location)
+        }
+        ["objects", key, "records", id] if m == Method::GET => objects::get(st, key, id),
         ["conversations", "search"] if m == Method::GET => conversations::search(st, req, location),
         ["conversations"] if m == Method::POST => conversations::create(st, &req.body, location),
         ["conversations", "messages", route @ ("inbound" | "outbound")] if m == Method::POST => {

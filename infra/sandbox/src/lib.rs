@@ -10,9 +10,11 @@ mod aloware;
 mod control;
 mod ghl;
 mod ghl_conversations;
+mod ghl_objects;
 pub mod openapi;
 mod state;
 mod texting;
+pub mod verity;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,7 +106,7 @@ pub async fn spawn(config: SandboxConfig) -> String {
     format!("http://{addr}")
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -196,6 +198,7 @@ async fn dispatch(
             body: incoming.body.clone(),
             status: reply.status,
             at: chrono::Utc::now(),
+            headers: (provider == "verity").then(|| verity::recorded_headers(&incoming)),
         });
         return reply.into_response();
     }
@@ -215,6 +218,8 @@ async fn dispatch(
         (None, "aloware") => aloware::handle(&mut st, &incoming),
         (None, "texting") => texting::handle(&mut st, &incoming),
         (None, "alerts") => receive_alert(&mut st, &incoming),
+        (None, "verity") => verity::handle(&mut st, &incoming),
+        (None, "clerk") => verity::clerk(&mut st, &incoming),
         (None, _) => Reply::json(404, serde_json::json!({"error": "unknown provider"})),
     };
     st.record(RecordedRequest {
@@ -225,6 +230,7 @@ async fn dispatch(
         body: incoming.body.clone(),
         status: reply.status,
         at: chrono::Utc::now(),
+        headers: (provider == "verity").then(|| verity::recorded_headers(&incoming)),
     });
     reply.into_response()
 }

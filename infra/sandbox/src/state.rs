@@ -60,6 +60,11 @@ pub struct SandboxConfig {
     pub seed_custom_fields: bool,
     /// The location's conversation provider (`GHL_CONVERSATION_PROVIDER_ID`).
     pub ghl_conversation_provider_id: String,
+    /// Verity's service key (`VERITY_API_KEY`) and Clerk's machine secret.
+    pub verity_api_key: String,
+    pub clerk_machine_secret: String,
+    /// The catalog whose operations the sandbox's Verity serves.
+    pub verity_catalog: PathBuf,
 }
 
 impl std::fmt::Debug for OpenApi {
@@ -91,6 +96,9 @@ impl Default for SandboxConfig {
             openapi: ghl_openapi(),
             seed_custom_fields: true,
             ghl_conversation_provider_id: "sandbox-conversation-provider".into(),
+            verity_api_key: "sandbox-verity-key".into(),
+            clerk_machine_secret: "sandbox-clerk-machine-secret".into(),
+            verity_catalog: crate::verity::default_catalog_path(),
         }
     }
 }
@@ -114,6 +122,13 @@ impl SandboxConfig {
                 "GHL_CONVERSATION_PROVIDER_ID",
                 d.ghl_conversation_provider_id,
             ),
+            verity_api_key: var("VERITY_API_KEY", d.verity_api_key),
+            clerk_machine_secret: var("CLERK_MACHINE_SECRET_KEY", d.clerk_machine_secret),
+            verity_catalog: std::env::var("VERITY_CATALOG_URI")
+                .ok()
+                .filter(|v| !v.is_empty() && !v.contains("://"))
+                .map(PathBuf::from)
+                .unwrap_or(d.verity_catalog),
             ..d
         }
     }
@@ -128,6 +143,9 @@ pub struct RecordedRequest {
     pub body: Value,
     pub status: u16,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// Request headers, recorded for Verity only (what the gateway forwards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +182,12 @@ pub struct State {
     /// How the Aloware phone lookup wraps its contact (`plain`, `contact`, `data`, `list`).
     pub aloware_lookup_shape: String,
     pub ghl_notes: BTreeMap<String, Vec<Value>>,
+    /// Custom-object records by id (`ghl_objects`), and when each was written.
+    pub ghl_records: BTreeMap<String, Value>,
+    pub ghl_record_written: HashMap<String, Instant>,
+    /// GHL's record search is an index that trails writes: a record written less than
+    /// this long ago is not found yet (`/_sandbox/config {"ghl_search_lag_ms": n}`).
+    pub ghl_search_lag: Duration,
     pub ghl_messages: Vec<Value>,
     /// Conversations by id (one per contact).
     pub ghl_conversations: BTreeMap<String, Value>,
@@ -182,6 +206,11 @@ pub struct State {
     pub faults: Vec<Fault>,
     pub rate_windows: HashMap<String, VecDeque<Instant>>,
     pub next_id: u64,
+    /// Verity's operations (`verity::load_operations`), the machine tokens Clerk
+    /// minted (valid at Verity until revoked) and the JWKS Clerk publishes.
+    pub verity_operations: Vec<(String, Vec<String>)>,
+    pub verity_machine_tokens: Vec<String>,
+    pub clerk_jwks: Value,
 }
 
 impl State {
@@ -193,6 +222,9 @@ impl State {
             config,
             ghl_contacts: BTreeMap::new(),
             ghl_notes: BTreeMap::new(),
+            ghl_records: BTreeMap::new(),
+            ghl_record_written: HashMap::new(),
+            ghl_search_lag: Duration::ZERO,
             ghl_messages: Vec::new(),
             ghl_conversations: BTreeMap::new(),
             ghl_status_updates_allowed: false,
@@ -213,7 +245,11 @@ impl State {
             faults: Vec::new(),
             rate_windows: HashMap::new(),
             next_id: 1000,
+            verity_operations: Vec::new(),
+            verity_machine_tokens: Vec::new(),
+            clerk_jwks: json!({"keys": []}),
         };
+        st.verity_operations = crate::verity::load_operations(&st.config.verity_catalog);
         if st.config.seed_custom_fields {
             for key in SEEDED_CUSTOM_FIELDS {
                 st.create_custom_field(key, "TEXT");

@@ -211,12 +211,14 @@ pub async fn kind_of(pool: &Pool, id: Uuid) -> Result<Option<EventKind>, DbError
     let row = client
         .query_opt(
             "SELECT 'webhook' FROM webhook_events WHERE id = $1
-             UNION ALL SELECT 'texting' FROM texting_webhook_events WHERE id = $1 LIMIT 1",
+             UNION ALL SELECT 'texting' FROM texting_webhook_events WHERE id = $1
+             UNION ALL SELECT 'broadcast' FROM broadcast_webhook_events WHERE id = $1 LIMIT 1",
             &[&id],
         )
         .await?;
     Ok(row.map(|r| match r.get::<_, &str>(0) {
         "texting" => EventKind::Texting,
+        "broadcast" => EventKind::Broadcast,
         _ => EventKind::Webhook,
     }))
 }

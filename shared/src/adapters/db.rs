@@ -100,6 +100,7 @@ fn configure(
     database_url: &str,
     tls: &TlsSettings,
     statement_timeout: Duration,
+    read_only: bool,
 ) -> Result<
     (
         tokio_postgres::Config,
@@ -116,9 +117,14 @@ fn configure(
     config.keepalives_idle(Duration::from_secs(30));
     // Sent in the startup packet: no extra round trip per connection.
     let options = format!(
-        "{} -c statement_timeout={}",
+        "{} -c statement_timeout={}{}",
         config.get_options().unwrap_or_default(),
-        statement_timeout.as_millis()
+        statement_timeout.as_millis(),
+        if read_only {
+            " -c default_transaction_read_only=on"
+        } else {
+            ""
+        }
     );
     config.options(options.trim());
     Ok((config, connector))
@@ -134,7 +140,33 @@ pub fn pool_with(
     tls: &TlsSettings,
     statement_timeout: Duration,
 ) -> Result<Pool, DbConfigError> {
-    let (config, connector) = configure(database_url, tls, statement_timeout)?;
+    build_pool(
+        configure(database_url, tls, statement_timeout, false)?,
+        max_size,
+    )
+}
+
+/// A pool whose sessions cannot write (`default_transaction_read_only`): for another
+/// system's database that this one only reads (Verity's, SPEC §13).
+pub fn read_only_pool(
+    database_url: &str,
+    max_size: usize,
+    tls: &TlsSettings,
+    statement_timeout: Duration,
+) -> Result<Pool, DbConfigError> {
+    build_pool(
+        configure(database_url, tls, statement_timeout, true)?,
+        max_size,
+    )
+}
+
+fn build_pool(
+    (config, connector): (
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
+    max_size: usize,
+) -> Result<Pool, DbConfigError> {
     let manager = Manager::from_config(
         config,
         connector,
@@ -161,7 +193,7 @@ pub async fn connect(
     tls: &TlsSettings,
 ) -> Result<tokio_postgres::Client, DbError> {
     // Migrations may run longer than a request's statement timeout allows.
-    let (config, connector) = configure(database_url, tls, Duration::from_secs(600))
+    let (config, connector) = configure(database_url, tls, Duration::from_secs(600), false)
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
     let (client, connection) = config.connect(connector).await?;
     tokio::spawn(connection);
@@ -206,11 +238,23 @@ mod tests {
             "postgres://u@127.0.0.1:1/x?options=-c%20search_path%3Dp&sslmode=disable",
             &TlsSettings::default(),
             Duration::from_secs(2),
+            false,
         )
         .unwrap();
         assert_eq!(
             config.get_options(),
             Some("-c search_path=p -c statement_timeout=2000")
+        );
+        let (read_only, _) = configure(
+            "postgres://u@127.0.0.1:1/x",
+            &TlsSettings::default(),
+            Duration::from_secs(10),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            read_only.get_options(),
+            Some("-c statement_timeout=10000 -c default_transaction_read_only=on")
         );
         assert_eq!(
             config.get_ssl_mode(),

@@ -69,12 +69,17 @@ pub enum Stored {
         id: Uuid,
         requeue: Option<ToEnqueue>,
     },
+    /// A new row stored already answered (`skipped`): an earlier waiting event of the
+    /// same entity covers it (broadcast events, `broadcast_store`).
+    Coalesced { id: Uuid, into: Option<Uuid> },
 }
 
 impl Stored {
     pub fn id(&self) -> Uuid {
         match self {
-            Stored::Inserted { id, .. } | Stored::Duplicate { id, .. } => *id,
+            Stored::Inserted { id, .. }
+            | Stored::Duplicate { id, .. }
+            | Stored::Coalesced { id, .. } => *id,
         }
     }
 }
@@ -137,7 +142,7 @@ pub async fn insert(pool: &Pool, kind: EventKind, new: &NewEvent<'_>) -> Result<
         });
         return Ok(Stored::Inserted { id, enqueue });
     }
-    duplicate(&client, kind, new.dedupe).await
+    duplicate_of(&client, kind, new.dedupe).await
 }
 
 /// Values computed from a [`NewEvent`] that the statement binds by reference.
@@ -295,7 +300,7 @@ fn insert_sql<'a>(
 /// The stored row a repeat delivery refers to, re-enqueued when it never got a live
 /// message. Runs as its own statement: the insert's snapshot predates a concurrent
 /// winner's commit and could not see it.
-async fn duplicate(
+pub(crate) async fn duplicate_of(
     client: &deadpool_postgres::Client,
     kind: EventKind,
     dedupe: &DedupeKey,
@@ -399,17 +404,13 @@ pub async fn claim(
     let client = pool.get().await?;
     let t = table(kind);
     let source = source_expr(kind);
-    let entity_type = match kind {
-        EventKind::Broadcast => "'broadcast'::text",
-        _ => "e.entity_type",
-    };
     let sql = format!(
         "UPDATE {t} e SET status = 'processing', attempts = e.attempts + 1,
              claimed_at = now(), updated_at = now()
          WHERE e.id = $1 AND (
              (e.status IN ('pending', 'error') AND e.next_attempt_at <= now() + make_interval(secs => $2))
              OR (e.status = 'processing' AND e.claimed_at < now() - make_interval(secs => $3)))
-         RETURNING e.id, {source}, e.event_type, {entity_type}, e.entity_id, e.payload_json, e.attempts,
+         RETURNING e.id, {source}, e.event_type, e.entity_type, e.entity_id, e.payload_json, e.attempts,
              e.received_at, e.person_key, e.watermark_key,
              (SELECT w.applied_received_at FROM entity_watermarks w
                WHERE w.kind = $4 AND w.entity_key = e.watermark_key

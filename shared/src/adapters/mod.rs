@@ -1,5 +1,8 @@
-//! Adapters: everything that talks to Postgres, SQS or Secrets Manager.
+//! Adapters: everything that talks to Postgres (ours and, read only, Verity's), SQS
+//! or Secrets Manager.
 pub mod admin_store;
+pub mod broadcast_store;
+pub mod catalog_source;
 pub mod db;
 pub mod db_tls;
 pub mod event_store;
@@ -10,3 +13,4 @@ pub mod queue;
 pub mod rate_budget;
 pub mod secrets;
 pub mod sync_store;
+pub mod verity_db;

@@ -17,7 +17,7 @@ pub async fn counts_since(pool: &Pool, kind: EventKind, hours: i32) -> Result<Va
     let source = match kind {
         EventKind::Webhook => "source",
         EventKind::Texting => "'texting'::text",
-        EventKind::Broadcast => "'broadcast'::text",
+        EventKind::Broadcast => "source",
     };
     let sql = format!(
         "SELECT {source}, status, count(*) FROM {t}
@@ -194,6 +194,7 @@ pub async fn release_alert(pool: &Pool, key: &str) -> Result<(), DbError> {
 pub struct Purged {
     pub webhook_payloads: u64,
     pub texting_payloads: u64,
+    pub broadcast_payloads: u64,
     pub sync_log: u64,
     pub write_fingerprints: u64,
     pub tag_snapshots: u64,

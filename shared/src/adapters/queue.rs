@@ -121,10 +121,32 @@ impl EventQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .visibility_timeout(visibility_seconds(delay))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+    }
+}
+
+/// SQS takes whole seconds. Round up: a record hidden for less than it asked comes
+/// back before its row is due, and each early return is one more receive toward the
+/// redrive policy's `maxReceiveCount` (a 0.4 s wait rounded down to 0 loops at once).
+fn visibility_seconds(delay: Duration) -> i32 {
+    delay.as_millis().div_ceil(1000).min(43_200) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_rounds_up_to_whole_seconds() {
+        assert_eq!(visibility_seconds(Duration::ZERO), 0);
+        assert_eq!(visibility_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(visibility_seconds(Duration::from_millis(400)), 1);
+        assert_eq!(visibility_seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(visibility_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(visibility_seconds(Duration::from_secs(100_000)), 43_200);
     }
 }

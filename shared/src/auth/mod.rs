@@ -1,4 +1,6 @@
 //! Authentication of incoming webhooks.
+pub mod broadcast_signature;
+pub mod clerk;
 pub mod ghl_signature;
 pub mod secret;
 

@@ -1,5 +1,6 @@
 //! Pure domain rules: no I/O, no clocks, no configuration lookups.
 pub mod aloware_webhook;
+pub mod broadcast;
 pub mod call;
 pub mod contact;
 pub mod dedupe;

@@ -7,6 +7,7 @@
 //! stored row whose queue send fails is still acknowledged: `sweep-pending` (and any
 //! duplicate delivery) sends it later.
 pub mod webhook_aloware;
+pub mod webhook_broadcast;
 pub mod webhook_ghl;
 pub mod webhook_texting;
 
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use crate::adapters::db::DbError;
 use crate::adapters::event_store::{self, NewEvent, Stored, ToEnqueue};
 use crate::adapters::queue::EventQueue;
-use crate::domain::EventKind;
+use crate::domain::{Classified, EventKind};
 use crate::lambda::http::{body_bytes, error_response, json_response, MAX_BODY_BYTES};
 
 /// Time allowed for storing a webhook. The ingest functions' timeout is 15 s
@@ -127,23 +128,46 @@ impl Ingest {
         new: NewEvent<'_>,
         store_failure_status: StatusCode,
     ) -> Response<Body> {
-        let c = new.classified;
-        let stored = tokio::time::timeout(
-            self.store_budget,
-            event_store::insert(&self.pool, self.kind, &new),
+        let stored = self
+            .bounded(event_store::insert(&self.pool, self.kind, &new))
+            .await;
+        self.acknowledge(
+            new.source.as_str(),
+            new.classified,
+            stored,
+            store_failure_status,
         )
         .await
-        .unwrap_or(Err(DbError::Timeout));
+    }
+
+    /// A store bounded by the store budget (a hung statement counts as a failure).
+    pub(crate) async fn bounded(
+        &self,
+        store: impl std::future::Future<Output = Result<Stored, DbError>>,
+    ) -> Result<Stored, DbError> {
+        tokio::time::timeout(self.store_budget, store)
+            .await
+            .unwrap_or(Err(DbError::Timeout))
+    }
+
+    /// Enqueue what the store asks for and answer the provider.
+    pub(crate) async fn acknowledge(
+        &self,
+        source: &str,
+        c: &Classified,
+        stored: Result<Stored, DbError>,
+        store_failure_status: StatusCode,
+    ) -> Response<Body> {
         let stored = match stored {
             Ok(stored) => stored,
             Err(err) => {
-                tracing::error!(source = new.source.as_str(), event_type = %c.event_type, error = %err, "webhook not stored");
+                tracing::error!(source, event_type = %c.event_type, error = %err, "webhook not stored");
                 return unavailable(store_failure_status);
             }
         };
         match stored {
             Stored::Inserted { id, enqueue: None } => {
-                tracing::warn!(source = new.source.as_str(), event_id = %id, event_type = %c.event_type, "webhook stored quarantined");
+                tracing::warn!(source, event_id = %id, event_type = %c.event_type, "webhook stored quarantined");
                 json_response(StatusCode::OK, &json!({"id": id, "status": "quarantined"}))
             }
             Stored::Inserted {
@@ -152,7 +176,7 @@ impl Ingest {
             } => {
                 let queued = self.enqueue(&message).await;
                 tracing::info!(
-                    source = new.source.as_str(),
+                    source,
                     event_id = %id,
                     event_type = %c.event_type,
                     entity_type = c.entity_type.as_str(),
@@ -164,12 +188,19 @@ impl Ingest {
                     &json!({"id": id, "status": "pending", "queued": queued}),
                 )
             }
+            Stored::Coalesced { id, into } => {
+                tracing::info!(source, event_id = %id, event_type = %c.event_type, "webhook stored, coalesced");
+                json_response(
+                    StatusCode::OK,
+                    &json!({"id": id, "status": "coalesced", "coalescedInto": into}),
+                )
+            }
             Stored::Duplicate { id, requeue } => {
                 let requeued = match &requeue {
                     Some(message) => self.enqueue(message).await,
                     None => false,
                 };
-                tracing::info!(source = new.source.as_str(), event_id = %id, event_type = %c.event_type, requeued, "duplicate webhook");
+                tracing::info!(source, event_id = %id, event_type = %c.event_type, requeued, "duplicate webhook");
                 json_response(StatusCode::OK, &json!({"duplicate": true, "id": id}))
             }
         }

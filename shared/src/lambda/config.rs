@@ -154,6 +154,20 @@ impl Settings {
         })
     }
 
+    /// Verity's database, read only (`VERITY_DATABASE_URL`, same TLS rules as ours);
+    /// `None` when it is not configured.
+    pub fn verity_db(&self) -> Result<Option<crate::adapters::verity_db::VerityDb>, ConfigError> {
+        let Some(url) = self.get("VERITY_DATABASE_URL") else {
+            return Ok(None);
+        };
+        crate::adapters::verity_db::VerityDb::connect(url, &self.database_tls()?)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                name: "VERITY_DATABASE_URL",
+                reason: e.to_string(),
+            })
+    }
+
     /// The queue whose URL is in setting `url_setting`.
     pub async fn queue(&self, url_setting: &'static str) -> Result<EventQueue, ConfigError> {
         let url = self.require(url_setting)?;

@@ -80,12 +80,13 @@ impl Alerts {
     /// Every condition that holds now.
     pub async fn firing(&self) -> Result<Vec<Alert>, DbError> {
         let mut out = Vec::new();
-        for kind in [EventKind::Webhook, EventKind::Texting] {
+        for kind in [EventKind::Webhook, EventKind::Texting, EventKind::Broadcast] {
             let (n, ids) =
                 ops_store::recently_failed(&self.pool, kind, ALERT_WINDOW_MINUTES).await?;
             if n > 0 {
                 let list = match kind {
                     EventKind::Texting => "/api/admin/texting/events?status=failed",
+                    EventKind::Broadcast => "/api/admin/events?inbox=broadcast&status=failed",
                     _ => "/api/admin/events?status=failed",
                 };
                 out.push(Alert {

@@ -25,7 +25,7 @@ pub const MAX_LIMIT: i64 = 200;
 pub struct AdminEvents {
     pub pool: Pool,
     pub admin_secret: String,
-    /// The queues a replay sends to (webhook, texting).
+    /// The queues a replay sends to (webhook, texting, broadcast).
     pub queues: Vec<(EventKind, EventQueue)>,
 }
 
@@ -33,7 +33,7 @@ impl AdminEvents {
     /// Replays go to every inbox whose queue URL is configured.
     pub async fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         let mut queues = Vec::new();
-        for kind in [EventKind::Webhook, EventKind::Texting] {
+        for kind in [EventKind::Webhook, EventKind::Texting, EventKind::Broadcast] {
             if s.get(queue_setting(kind)).is_some() {
                 queues.push((kind, s.queue(queue_setting(kind)).await?));
             }
@@ -158,6 +158,7 @@ async fn list(ctx: &AdminEvents, req: &Request, kind: EventKind) -> Result<Value
     let unmasked = include_body(req)?;
     let source = match kind {
         EventKind::Webhook => one_of(req, "source", &["ghl", "aloware", "admin"])?,
+        EventKind::Broadcast => one_of(req, "source", &["verity", "ghl_appointment"])?,
         _ => None,
     };
     let filter = EventFilter {
@@ -190,9 +191,17 @@ async fn list(ctx: &AdminEvents, req: &Request, kind: EventKind) -> Result<Value
     Ok(json!({"events": shown, "count": shown.len(), "nextCursor": next, "masked": !unmasked}))
 }
 
-/// `GET /api/admin/events`.
+/// `GET /api/admin/events` (`inbox=broadcast` lists Verity's broadcast events).
 pub async fn handle_list(ctx: &AdminEvents, req: Request) -> Response<Body> {
-    respond(StatusCode::OK, list(ctx, &req, EventKind::Webhook).await)
+    let kind = match query(&req, "inbox").as_deref() {
+        None | Some("webhook") => Ok(EventKind::Webhook),
+        Some("broadcast") => Ok(EventKind::Broadcast),
+        Some(_) => Err(Refusal::bad_request("inbox must be webhook or broadcast")),
+    };
+    match kind {
+        Ok(kind) => respond(StatusCode::OK, list(ctx, &req, kind).await),
+        Err(refusal) => respond(StatusCode::OK, Err::<Value, _>(refusal)),
+    }
 }
 
 /// `GET /api/admin/texting/events`.
@@ -235,8 +244,9 @@ async fn event_kind(
     match named.as_deref() {
         Some("webhook") => Ok(EventKind::Webhook),
         Some("texting") => Ok(EventKind::Texting),
+        Some("broadcast") => Ok(EventKind::Broadcast),
         Some(_) => Err(Refusal::bad_request(
-            "eventSource must be webhook or texting",
+            "eventSource must be webhook, texting or broadcast",
         )),
         None => admin_store::kind_of(&ctx.pool, id)
             .await

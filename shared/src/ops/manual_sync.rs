@@ -145,7 +145,9 @@ async fn store_job(
             id,
             enqueue: Some(m),
         } => (id, ctx.ingest.enqueue(&m).await),
-        Stored::Inserted { id, enqueue: None } | Stored::Duplicate { id, .. } => (id, false),
+        Stored::Inserted { id, enqueue: None }
+        | Stored::Duplicate { id, .. }
+        | Stored::Coalesced { id, .. } => (id, false),
     };
     tracing::info!(job_id = %id, event_type = %classified.event_type, queued, "manual sync job stored");
     Ok(json!({"jobId": id, "status": "pending", "queued": queued,

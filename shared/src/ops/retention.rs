@@ -70,9 +70,10 @@ impl Retention {
     pub async fn run(&self, deadline: Instant) -> Result<RetentionReport, DbError> {
         let mut purged = Purged::default();
         let a = self.ages;
-        let steps: [(Step, i32); 6] = [
+        let steps: [(Step, i32); 7] = [
             (Step::Payloads(EventKind::Webhook), a.payload_days),
             (Step::Payloads(EventKind::Texting), a.payload_days),
+            (Step::Payloads(EventKind::Broadcast), a.payload_days),
             (Step::Table(PurgeTarget::SyncLog), a.sync_log_days),
             (
                 Step::Table(PurgeTarget::WriteFingerprints),
@@ -125,6 +126,7 @@ enum Step {
 fn counter(p: &mut Purged, step: Step) -> &mut u64 {
     match step {
         Step::Payloads(EventKind::Texting) => &mut p.texting_payloads,
+        Step::Payloads(EventKind::Broadcast) => &mut p.broadcast_payloads,
         Step::Payloads(_) => &mut p.webhook_payloads,
         Step::Table(PurgeTarget::SyncLog) => &mut p.sync_log,
         Step::Table(PurgeTarget::WriteFingerprints) => &mut p.write_fingerprints,

@@ -11,9 +11,10 @@ use crate::domain::EventKind;
 use crate::lambda::{ConfigError, Settings};
 
 /// The dead-letter queues, by the settings that name them.
-pub const DLQ_SETTINGS: [(&str, &str); 2] = [
+pub const DLQ_SETTINGS: [(&str, &str); 3] = [
     ("webhook-events-dlq", "WEBHOOK_EVENTS_DLQ_URL"),
     ("texting-events-dlq", "TEXTING_EVENTS_DLQ_URL"),
+    ("broadcast-events-dlq", "BROADCAST_EVENTS_DLQ_URL"),
 ];
 
 pub struct Stats {
@@ -74,7 +75,7 @@ pub async fn handle(ctx: &Stats, req: Request) -> Response<Body> {
 
 async fn numbers(ctx: &Stats) -> Result<Value, DbError> {
     let mut inboxes = json!({});
-    for kind in [EventKind::Webhook, EventKind::Texting] {
+    for kind in [EventKind::Webhook, EventKind::Texting, EventKind::Broadcast] {
         inboxes[kind.as_str()] = json!({
             "lastHour": ops_store::counts_since(&ctx.pool, kind, 1).await?,
             "last24Hours": ops_store::counts_since(&ctx.pool, kind, 24).await?,

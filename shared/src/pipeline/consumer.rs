@@ -268,6 +268,9 @@ impl<R: Router> Consumer<R> {
                 }
             }
         };
+        if let Ok(Outcome::Deferred { retry_in, reason }) = &result {
+            return self.defer(event, *retry_in, reason).await;
+        }
         let (finish, log) = self.outcome(event, &result);
         // A retry keeps its place at the head of its group (hidden until due), unless
         // it steps aside: then its message is acknowledged and the relay re-queues it.
@@ -306,6 +309,26 @@ impl<R: Router> Consumer<R> {
         match retry_in {
             Some(after) => Err(Requeue { after }),
             None => Ok(()),
+        }
+    }
+
+    /// The router asked for later: the attempt is given back and the record hidden
+    /// until then (its FIFO group waits behind it).
+    async fn defer(
+        &self,
+        event: &EventRow,
+        retry_in: Duration,
+        reason: &str,
+    ) -> Result<(), Requeue> {
+        match event_store::release(&self.pool, event, retry_in).await {
+            Ok(()) => {
+                tracing::info!(kind = self.kind.as_str(), event_id = %event.id, reason, retry_in_s = retry_in.as_secs_f64(), "event deferred");
+                Err(Requeue { after: retry_in })
+            }
+            Err(e) => {
+                tracing::error!(event_id = %event.id, error = %e, "could not defer the event");
+                Err(Requeue { after: CLAIM_LEASE })
+            }
         }
     }
 
@@ -355,6 +378,16 @@ impl<R: Router> Consumer<R> {
                     advances_watermark: false,
                 },
                 log("none", "skipped", None, None, json!({"skipped": reason})),
+            ),
+            // `attempt` releases deferred rows before this; kept total all the same.
+            Ok(Outcome::Deferred { retry_in, reason }) => (
+                Finish::Retry {
+                    message: reason.clone(),
+                    retry_in: *retry_in,
+                    step_aside: false,
+                    refund: true,
+                },
+                log("none", "skipped", None, None, json!({"deferred": reason})),
             ),
             Err(e) => {
                 let class = e.class();

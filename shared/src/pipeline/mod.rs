@@ -9,9 +9,11 @@ pub mod sqs_event;
 pub use consumer::{Consumer, Router, Timing};
 
 use crate::domain::EventKind;
+use crate::ingest::webhook_broadcast::settle_interval;
 use crate::lambda::config::queue_setting;
 use crate::lambda::{ConfigError, Settings};
 use crate::providers::texting_api::TextingClient;
+use crate::sync::broadcast::{AppointmentLink, BroadcastRouter};
 use crate::sync::texting_to_ghl::{Replies, TextingRouter};
 use crate::sync::{SyncDeps, WebhookRouter};
 
@@ -19,6 +21,14 @@ use crate::sync::{SyncDeps, WebhookRouter};
 pub async fn webhook_consumer(s: &Settings) -> Result<Consumer<WebhookRouter>, ConfigError> {
     let mut deps = SyncDeps::from_settings(s)?;
     deps.resolve_custom_fields().await?;
+    // GHL appointments re-compute broadcasts when Verity's database is configured.
+    if let Some(verity) = s.verity_db()? {
+        deps.appointments = Some(AppointmentLink {
+            verity,
+            inbox: s.ingest(EventKind::Broadcast).await?,
+            settle: settle_interval(s)?,
+        });
+    }
     Ok(Consumer {
         kind: EventKind::Webhook,
         pool: deps.pool.clone(),
@@ -53,6 +63,26 @@ pub async fn texting_consumer(s: &Settings) -> Result<Consumer<TextingRouter>, C
             deps,
             texting,
             replies,
+        },
+        timing: Timing::from_settings(s)?,
+    })
+}
+
+/// `process-broadcast-events`: Verity broadcast analytics into GHL custom-object records.
+pub async fn broadcast_consumer(s: &Settings) -> Result<Consumer<BroadcastRouter>, ConfigError> {
+    let deps = SyncDeps::from_settings(s)?;
+    let verity = s
+        .verity_db()?
+        .ok_or(ConfigError::Missing("VERITY_DATABASE_URL"))?;
+    Ok(Consumer {
+        kind: EventKind::Broadcast,
+        pool: deps.pool.clone(),
+        queue: s.queue(queue_setting(EventKind::Broadcast)).await?,
+        router: BroadcastRouter {
+            pool: deps.pool.clone(),
+            ghl: deps.ghl,
+            verity,
+            settle: settle_interval(s)?,
         },
         timing: Timing::from_settings(s)?,
     })

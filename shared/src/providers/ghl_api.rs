@@ -58,7 +58,7 @@ impl GhlClient {
         format!("ghl:{}", self.location_id)
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         op: &'static str,
         method: Method,
@@ -76,7 +76,7 @@ impl GhlClient {
 
     /// One metered request: the answer's status and text (a 429 is an error here,
     /// after the budget has been told).
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         op: &'static str,
         method: Method,
@@ -637,7 +637,7 @@ pub fn duplicate_of(v: &Value) -> Option<Value> {
     contact.get("id").is_some().then(|| contact.clone())
 }
 
-fn is_not_found(e: &ProviderError) -> bool {
+pub(super) fn is_not_found(e: &ProviderError) -> bool {
     e.status == Some(404)
         || (e.status == Some(400) && e.message.to_ascii_lowercase().contains("not found"))
 }

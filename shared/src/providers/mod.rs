@@ -3,7 +3,9 @@
 pub mod aloware_api;
 pub mod error;
 pub mod ghl_api;
+pub mod ghl_objects;
 pub mod texting_api;
+pub mod verity_api;
 
 pub use error::{Provider, ProviderError};
 

@@ -1,5 +1,6 @@
 //! Sync routers (SPEC §6): what a claimed event means for the other systems.
 pub mod aloware_to_ghl;
+pub mod broadcast;
 pub mod conversations;
 pub mod ghl_to_aloware;
 pub mod manual;
@@ -45,6 +46,8 @@ pub struct SyncDeps {
     /// `GHL_CONVERSATION_PROVIDER_ID`: record SMS and calls in the contact's GHL
     /// conversation (as this provider) instead of as notes only.
     pub conversation_provider_id: Option<String>,
+    /// GHL appointments → broadcast re-computations, when Verity's database is set.
+    pub appointments: Option<broadcast::AppointmentLink>,
 }
 
 impl SyncDeps {
@@ -119,6 +122,7 @@ impl SyncDeps {
                 .get("GHL_CONVERSATION_PROVIDER_ID")
                 .filter(|v| !v.trim().is_empty())
                 .map(str::to_string),
+            appointments: None,
         })
     }
 }
@@ -158,6 +162,9 @@ pub enum Outcome {
     Skipped(String),
     /// Not applied: a newer event of the same entity already was (high-water mark).
     Stale(String),
+    /// Not yet: try again after `retry_in` without spending an attempt (a broadcast's
+    /// settle interval, or another consumer computing the same broadcast).
+    Deferred { retry_in: Duration, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +224,7 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
         }
         ("ghl", "contact") => ghl_to_aloware::contact_event(deps, event).await,
         ("ghl", "tag") => tag_lists::tag_event(deps, event).await,
+        ("ghl", "appointment") => broadcast::appointment_event(deps, event).await,
         ("admin", "contact") => manual::contact_job(deps, event).await,
         ("admin", "list") => manual::list_job(deps, event).await,
         (source, entity) => Ok(Outcome::Skipped(format!(
