@@ -160,11 +160,13 @@ async fn main() {
     let n1: usize = std::env::var("DF_BENCH_N1")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1500);
+        .unwrap_or(6000);
     let n16: usize = std::env::var("DF_BENCH_N16")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4000);
+        .unwrap_or(20000);
+    // The split-CPU run of `scripts/bench` repeats only the INSERT / ingest ratios.
+    let throughput_only = std::env::var_os("DF_BENCH_THROUGHPUT_ONLY").is_some();
     let moto_total: usize = std::env::var("DF_BENCH_MOTO_N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -332,6 +334,9 @@ async fn main() {
         println!("                  the store statement alone (classified beforehand) {statement:>8.0} = {:.0} % of INSERT",
             100.0 * statement / bare);
 
+        if throughput_only {
+            continue;
+        }
         let aws = df_shared::adapters::queue::aws_config().await;
         let queue = fresh_queue(&aws).await;
         let send = throughput(moto_total, concurrency, move |i| {
@@ -384,6 +389,9 @@ async fn main() {
             100.0 * full / bound);
     }
 
+    if throughput_only {
+        return;
+    }
     let bin =
         std::env::var("DF_BENCH_BINARY").unwrap_or_else(|_| "target/release/webhook-ghl".into());
     let base_env = vec![

@@ -186,7 +186,8 @@ pub struct Computed<'a> {
 }
 
 /// Record a computation, release the lease, and settle every other waiting event of
-/// the broadcast received before the computation started: it answered them.
+/// the broadcast that it answered: received, and with every event coalesced into it
+/// received, before the computation started.
 pub async fn commit(pool: &Pool, c: &Computed<'_>) -> Result<u64, DbError> {
     let client = pool.get().await?;
     let row = client
