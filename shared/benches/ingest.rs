@@ -150,7 +150,9 @@ async fn main() {
         ("WEBHOOK_EVENTS_QUEUE_URL", queue_url.as_str()),
         ("DB_POOL_SIZE", "16"),
     ]);
-    let ingest = settings.ingest(EventKind::Webhook).await.unwrap();
+    let ingest = df_shared::ingest::Ingest::from_settings(&settings, EventKind::Webhook)
+        .await
+        .unwrap();
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
     let pem = signing
         .verifying_key()

@@ -152,9 +152,10 @@ async fn main() {
     let mut tools = 0;
     for _ in 0..21 {
         let t = Instant::now();
-        let c = std::sync::Arc::new(df_shared::verity::catalog::Catalog::parse(&text).unwrap());
+        let c =
+            std::sync::Arc::new(df_shared::domain::verity::catalog::Catalog::parse(&text).unwrap());
         ops = c.operations.len();
-        let set = df_shared::verity::tools::Toolset::new(c);
+        let set = df_shared::domain::verity::tools::Toolset::new(c);
         tools = set.all().len();
         runs.push(t.elapsed().as_secs_f64() * 1e3);
     }

@@ -9,7 +9,9 @@
 //! - [`ops`]: operational endpoints (health, admin, jobs).
 //! - [`verity`]: Verity's API catalog, the gateway and the MCP server (SPEC §13).
 //! - [`lambda`]: configuration, tracing and HTTP glue.
+//! - [`app`]: the composition root — what each function is built from.
 pub mod adapters;
+pub mod app;
 pub mod auth;
 pub mod domain;
 pub mod ingest;

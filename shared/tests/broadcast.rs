@@ -96,11 +96,11 @@ impl Broadcasts {
             verity_url: verity_url.into(),
             queue_url: queue_url.clone(),
             dlq: None,
-            ingest: settings.ingest(EventKind::Broadcast).await.unwrap(),
-            config: BroadcastWebhookConfig::from_settings(&settings).unwrap(),
-            consumer: df_shared::pipeline::broadcast_consumer(&settings)
+            ingest: df_shared::ingest::Ingest::from_settings(&settings, EventKind::Broadcast)
                 .await
                 .unwrap(),
+            config: BroadcastWebhookConfig::from_settings(&settings).unwrap(),
+            consumer: df_shared::app::broadcast_consumer(&settings).await.unwrap(),
             relay: Relay::from_settings(&settings, &[EventKind::Broadcast])
                 .await
                 .unwrap(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::world::*;
 use common::*;
 use df_shared::ops::events::{self, AdminEvents};
-use df_shared::ops::jobs::{self, EnqueueJob, RunOnceJob};
+use df_shared::ops::jobs::{self, EnqueueJob};
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::{json, Value};
 
@@ -317,7 +317,7 @@ async fn a_quarantined_event_is_never_processed_until_replayed() {
     let w = World::new().await;
     let settings = ops_settings(&w, &[("RECORD_MIN_SECONDS", "1")]);
     let ctx = AdminEvents::from_settings(&settings).await.unwrap();
-    let run_once = RunOnceJob::from_settings(&settings).await.unwrap();
+    let run_once = df_shared::app::run_once_job(&settings).await.unwrap();
     let id = w.aloware_webhook(disposition(2)).await["id"]
         .as_str()
         .unwrap()
@@ -472,7 +472,7 @@ async fn enqueue_pending_resends_what_lost_its_message() {
 async fn run_once_processes_through_the_consumer_and_stops_before_its_budget() {
     let w = World::new().await;
     let settings = ops_settings(&w, &[("RECORD_MIN_SECONDS", "1")]);
-    let job = RunOnceJob::from_settings(&settings).await.unwrap();
+    let job = df_shared::app::run_once_job(&settings).await.unwrap();
     for i in 0..6 {
         w.aloware_webhook(disposition(30 + i)).await;
     }

@@ -252,10 +252,10 @@ async fn the_whole_ingest_path_runs_over_verify_full() {
         .await
         .unwrap()
         .is_empty());
-    let ingest = settings
-        .ingest(df_shared::domain::EventKind::Webhook)
-        .await
-        .unwrap();
+    let ingest =
+        df_shared::ingest::Ingest::from_settings(&settings, df_shared::domain::EventKind::Webhook)
+            .await
+            .unwrap();
     let auth = df_shared::ingest::webhook_ghl::GhlWebhookAuth::from_settings(&settings).unwrap();
     let req = post(
         "/api/webhooks/ghl",

@@ -120,9 +120,7 @@ async fn no_secret_or_personal_data_reaches_logs_or_error_columns() {
         "merge",
         &[("ALOWARE_BASE_URL", "http://127.0.0.1:1/aloware")],
     );
-    let broken = df_shared::pipeline::webhook_consumer(&broken)
-        .await
-        .unwrap();
+    let broken = df_shared::app::webhook_consumer(&broken).await.unwrap();
     // A person edits the contact in GHL (not an echo of our writes), then its webhook.
     w.sandbox_post(
         "seed",

@@ -1505,7 +1505,7 @@ async fn custom_fields_missing_in_ghl_stop_the_cold_start_unless_created() {
         "merge",
         &[],
     );
-    let err = df_shared::pipeline::webhook_consumer(&settings)
+    let err = df_shared::app::webhook_consumer(&settings)
         .await
         .err()
         .expect("missing fields stop the start");

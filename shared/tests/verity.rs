@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use common::*;
 use df_sandbox::SandboxConfig;
+use df_shared::app::verity as setup;
 use df_shared::auth::clerk::{ClerkError, ClerkVerifier};
+use df_shared::domain::verity::catalog::Catalog;
+use df_shared::domain::verity::tools::{Toolset, ALIASES, MAX_NAME_LEN};
 use df_shared::lambda::Settings;
-use df_shared::verity::catalog::Catalog;
-use df_shared::verity::tools::{Toolset, ALIASES, MAX_NAME_LEN};
-use df_shared::verity::{gateway, mcp_http, setup};
+use df_shared::verity::{gateway, mcp_http};
 use lambda_http::Body;
 use serde_json::{json, Value};
 

@@ -1,6 +1,7 @@
 //! `POST /mcp` → df_shared::verity::mcp_http (MCP streamable HTTP, stateless JSON).
+use df_shared::app::verity as setup;
 use df_shared::lambda::{self, Settings};
-use df_shared::verity::{mcp_http, setup};
+use df_shared::verity::mcp_http;
 use lambda_http::http::StatusCode;
 
 #[tokio::main]

@@ -1,7 +1,8 @@
 //! SQS (broadcast-events.fifo) → df_shared::pipeline: Verity broadcast analytics into GHL.
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use df_shared::app;
 use df_shared::lambda::{self, init::context, Settings};
-use df_shared::pipeline::{self, consumer::deadline_from_ms};
+use df_shared::pipeline::consumer::deadline_from_ms;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
@@ -12,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let cell = &cell;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let consumer = context(cell, || async {
-            pipeline::broadcast_consumer(&Settings::load().await?).await
+            app::broadcast_consumer(&Settings::load().await?).await
         })
         .await?;
         let deadline = deadline_from_ms(event.context.deadline, consumer.timing.function_timeout);

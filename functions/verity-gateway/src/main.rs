@@ -1,6 +1,7 @@
 //! `GET`/`POST /api/verity` → df_shared::verity::gateway.
+use df_shared::app::verity as setup;
 use df_shared::lambda::{self, Settings};
-use df_shared::verity::{gateway, setup};
+use df_shared::verity::gateway;
 use lambda_http::http::StatusCode;
 
 #[tokio::main]

@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         webhook_aloware::STORE_FAILURE_STATUS,
         || async {
             let settings = Settings::load().await?;
-            let ingest = settings.ingest(EventKind::Webhook).await?;
+            let ingest =
+                df_shared::ingest::Ingest::from_settings(&settings, EventKind::Webhook).await?;
             Ok((ingest, AlowareWebhookAuth::from_settings(&settings)?))
         },
         |(ingest, auth), req| webhook_aloware::handle(ingest, auth, req),

@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         webhook_broadcast::STORE_FAILURE_STATUS,
         || async {
             let settings = Settings::load().await?;
-            let ingest = settings.ingest(EventKind::Broadcast).await?;
+            let ingest =
+                df_shared::ingest::Ingest::from_settings(&settings, EventKind::Broadcast).await?;
             Ok((ingest, BroadcastWebhookConfig::from_settings(&settings)?))
         },
         |(ingest, cfg), req| webhook_broadcast::handle(ingest, cfg, req),

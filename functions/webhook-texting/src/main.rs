@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         webhook_texting::STORE_FAILURE_STATUS,
         || async {
             let settings = Settings::load().await?;
-            let ingest = settings.ingest(EventKind::Texting).await?;
+            let ingest =
+                df_shared::ingest::Ingest::from_settings(&settings, EventKind::Texting).await?;
             Ok((ingest, TextingWebhookAuth::from_settings(&settings)?))
         },
         |(ingest, auth), req| webhook_texting::handle(ingest, auth, req),

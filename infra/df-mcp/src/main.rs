@@ -1,9 +1,9 @@
 //! `df-mcp`: the same Verity toolset as `mcp-http`, over stdio. Settings come from the
 //! environment (VERITY_BASE_URL, VERITY_CATALOG_URI, VERITY_API_KEY, MCP_TOOLS_MODE, ...);
 //! stdout carries the protocol, so logs go to stderr.
+use df_shared::app::verity as setup;
 use df_shared::lambda::Settings;
 use df_shared::verity::mcp::Principal;
-use df_shared::verity::setup;
 use rmcp::ServiceExt;
 
 #[tokio::main]

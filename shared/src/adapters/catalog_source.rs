@@ -1,7 +1,7 @@
 //! Where Verity's API catalog comes from (`VERITY_CATALOG_URI`): a file path, or an
 //! `s3://bucket/key` object. Read once per cold start by the functions that need it.
 use super::queue::aws_config;
-use crate::verity::catalog::Catalog;
+use crate::domain::verity::catalog::Catalog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogSourceError {
@@ -12,7 +12,7 @@ pub enum CatalogSourceError {
     #[error("VERITY_CATALOG_URI {0:?} is neither a file path nor s3://bucket/key")]
     Unsupported(String),
     #[error(transparent)]
-    Catalog(#[from] crate::verity::catalog::CatalogError),
+    Catalog(#[from] crate::domain::verity::catalog::CatalogError),
 }
 
 /// The catalog's text from `uri`.

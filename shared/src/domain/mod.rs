@@ -15,5 +15,6 @@ pub mod pii;
 pub mod retry;
 pub mod sms;
 pub mod texting_webhook;
+pub mod verity;
 
 pub use event::{Classified, EntityType, EventKind, PersonRef, Source};

@@ -40,6 +40,23 @@ pub struct Ingest {
     pub store_budget: Duration,
 }
 
+impl Ingest {
+    /// Everything an ingest function needs, built once per cold start: the pool and
+    /// the queue of its inbox.
+    pub async fn from_settings(
+        s: &crate::lambda::Settings,
+        kind: EventKind,
+    ) -> Result<Self, crate::lambda::ConfigError> {
+        Ok(Ingest {
+            pool: s.pool()?,
+            queue: s.queue(crate::lambda::config::queue_setting(kind)).await?,
+            kind,
+            default_country: s.default_country(),
+            store_budget: STORE_BUDGET,
+        })
+    }
+}
+
 /// A request refused before anything was stored: status, error code and message.
 #[derive(Debug)]
 pub struct Rejection {

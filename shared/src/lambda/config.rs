@@ -6,7 +6,6 @@ use aws_config::SdkConfig;
 
 use crate::adapters::{db, queue::EventQueue, secrets};
 use crate::domain::EventKind;
-use crate::ingest::Ingest;
 
 pub const WEBHOOK_EVENTS_QUEUE_URL: &str = "WEBHOOK_EVENTS_QUEUE_URL";
 pub const TEXTING_EVENTS_QUEUE_URL: &str = "TEXTING_EVENTS_QUEUE_URL";
@@ -172,17 +171,6 @@ impl Settings {
     pub async fn queue(&self, url_setting: &'static str) -> Result<EventQueue, ConfigError> {
         let url = self.require(url_setting)?;
         Ok(EventQueue::new(self.aws().await, url))
-    }
-
-    /// Everything an ingest function needs, built once per cold start.
-    pub async fn ingest(&self, kind: EventKind) -> Result<Ingest, ConfigError> {
-        Ok(Ingest {
-            pool: self.pool()?,
-            queue: self.queue(queue_setting(kind)).await?,
-            kind,
-            default_country: self.default_country(),
-            store_budget: crate::ingest::STORE_BUDGET,
-        })
     }
 }
 

@@ -30,7 +30,7 @@ pub struct EnqueueJob {
 }
 
 /// `JOBS_BATCH_SIZE` (default 100, at least 1).
-fn batch_size(s: &Settings) -> Result<usize, ConfigError> {
+pub fn batch_size(s: &Settings) -> Result<usize, ConfigError> {
     Ok(s.parse_or("JOBS_BATCH_SIZE", DEFAULT_BATCH)?.max(1))
 }
 
@@ -71,17 +71,6 @@ pub struct RunOnceJob<R> {
     pub consumer: Consumer<R>,
     pub jobs_secret: String,
     pub batch_size: usize,
-}
-
-impl RunOnceJob<crate::sync::WebhookRouter> {
-    /// `run-once` over the webhook inbox (GHL and Aloware events).
-    pub async fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        Ok(RunOnceJob {
-            consumer: crate::pipeline::webhook_consumer(s).await?,
-            jobs_secret: s.require("X_DF_JOBS_SECRET")?.to_string(),
-            batch_size: batch_size(s)?,
-        })
-    }
 }
 
 /// `POST /api/jobs/run-once`.

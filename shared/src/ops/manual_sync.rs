@@ -28,7 +28,7 @@ pub struct ManualSync {
 impl ManualSync {
     pub async fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(ManualSync {
-            ingest: s.ingest(EventKind::Webhook).await?,
+            ingest: crate::ingest::Ingest::from_settings(s, EventKind::Webhook).await?,
             admin_secret: s.require("DF_ADMIN_SECRET")?.to_string(),
             list_map: crate::sync::parse_list_map(s.get_or("ALOWARE_LIST_MAP", "{}"))?,
         })

@@ -23,12 +23,12 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::outcome::{Outcome, SyncError};
 use crate::adapters::event_store::{self, EventRow, Finish, SyncLog, Unclaimed};
 use crate::adapters::queue::{EventQueue, QueueMessage};
 use crate::domain::retry::{FailureClass, RetryPolicy, Verdict, MAX_ATTEMPTS};
 use crate::domain::EventKind;
 use crate::lambda::{ConfigError, Settings};
-use crate::sync::{Outcome, SyncError};
 
 /// A `processing` claim older than this belongs to a consumer that died. It must
 /// exceed the consumer's function timeout (60 s, template.yaml) and stay below the

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::verity::tools::Request;
+use crate::domain::verity::tools::Request;
 
 /// How Verity learns who is calling.
 #[derive(Clone)]

@@ -1,4 +1,6 @@
-//! Sync routers (SPEC §6): what a claimed event means for the other systems.
+//! Sync routers (SPEC §6): what a claimed event means for the other systems. Each
+//! implements `pipeline::Router` and answers in the consumer's vocabulary
+//! (`pipeline::{Outcome, SyncError}`, imported here for the routers).
 pub mod aloware_to_ghl;
 pub mod broadcast;
 pub mod conversations;
@@ -15,16 +17,13 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use serde_json::Value;
 
-use crate::adapters::db::DbError;
 use crate::adapters::event_store::EventRow;
 use crate::adapters::rate_budget::RateBudget;
 use crate::domain::contact::Policy;
-use crate::domain::retry::FailureClass;
 use crate::lambda::{ConfigError, Settings};
-use crate::pipeline::Router;
+use crate::pipeline::{Outcome, Router, SyncError};
 use crate::providers::aloware_api::AlowareClient;
 use crate::providers::ghl_api::{CustomFieldIds, GhlApiConfig, GhlClient, SYNC_CUSTOM_FIELDS};
-use crate::providers::ProviderError;
 
 /// Everything a router needs, built once per cold start.
 #[derive(Clone)]
@@ -147,62 +146,6 @@ pub fn parse_list_map(json: &str) -> Result<BTreeMap<String, String>, ConfigErro
                 })
         })
         .collect()
-}
-
-/// How a sync ended, when it did not fail.
-#[derive(Debug)]
-pub enum Outcome {
-    Done {
-        direction: &'static str,
-        source_id: Option<String>,
-        target_id: Option<String>,
-        decisions: Value,
-    },
-    /// Nothing to do (an echo, no change, no rule).
-    Skipped(String),
-    /// Not applied: a newer event of the same entity already was (high-water mark).
-    Stale(String),
-    /// Not yet: try again after `retry_in` without spending an attempt (a broadcast's
-    /// settle interval, or another consumer computing the same broadcast).
-    Deferred { retry_in: Duration, reason: String },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-    #[error(transparent)]
-    Store(#[from] DbError),
-    #[error("invalid event: {0}")]
-    Invalid(String),
-    /// Not yet possible (a related event has not been applied yet): retry later, after
-    /// the events queued behind this one (it steps aside; the relay re-queues it).
-    #[error("waiting: {0}")]
-    Waiting(String),
-    /// The attempt ran out of the function's time.
-    #[error("did not finish before the function's deadline")]
-    Deadline,
-}
-
-impl SyncError {
-    pub fn class(&self) -> FailureClass {
-        match self {
-            SyncError::Provider(e) => e.class(),
-            SyncError::Store(DbError::Unavailable(_)) => FailureClass::Unavailable {
-                after: Duration::from_secs(5),
-            },
-            SyncError::Store(e) if e.retryable() => FailureClass::Retryable { at_least: None },
-            SyncError::Store(_) | SyncError::Invalid(_) => FailureClass::Final,
-            SyncError::Waiting(_) | SyncError::Deadline => {
-                FailureClass::Retryable { at_least: None }
-            }
-        }
-    }
-
-    /// Whether the event should let the events behind it in its FIFO group go first.
-    pub fn steps_aside(&self) -> bool {
-        matches!(self, SyncError::Waiting(_))
-    }
 }
 
 /// `process-webhook-events`'s router: GHL and Aloware events.

@@ -11,9 +11,9 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::catalog::{Catalog, Method};
-use super::tools::{fill_path, query_pairs, Request as VerityRequest};
 use crate::auth::bearer_matches;
+use crate::domain::verity::catalog::{Catalog, Method};
+use crate::domain::verity::tools::{fill_path, query_pairs, Request as VerityRequest};
 use crate::lambda::http::{body_bytes, header, json_response, MAX_BODY_BYTES};
 use crate::providers::verity_api::{UpstreamError, VerityClient};
 
@@ -237,11 +237,11 @@ fn rename_params(
     template: &str,
     mut params: BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let given = super::catalog::normalise_path(given);
+    let given = crate::domain::verity::catalog::normalise_path(given);
     for (g, t) in given.split('/').zip(template.split('/')) {
         if let (Some(gn), Some(tn)) = (
-            super::catalog::placeholder(g),
-            super::catalog::placeholder(t),
+            crate::domain::verity::catalog::placeholder(g),
+            crate::domain::verity::catalog::placeholder(t),
         ) {
             if gn != tn && !params.contains_key(tn) {
                 if let Some(v) = params.remove(gn) {
@@ -260,7 +260,7 @@ async fn proxy(gw: &Gateway, catalog: &Catalog, req: &Request, started: Instant)
     };
     let deadline = started + gw.budget;
     let answer = gw.client.send(&p.request, &p.headers, deadline).await;
-    tracing::info!(method = p.method.as_str(), endpoint = %super::catalog::normalise_path(&p.endpoint),
+    tracing::info!(method = p.method.as_str(), endpoint = %crate::domain::verity::catalog::normalise_path(&p.endpoint),
         status = answer.as_ref().map(|u| u.status).unwrap_or(0), "verity gateway call");
     match answer {
         Ok(up) => {

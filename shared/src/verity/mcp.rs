@@ -1,6 +1,6 @@
 //! The MCP server over Verity's catalog (SPEC §13), one toolset for both transports:
 //! `mcp-http` (rmcp's streamable HTTP in stateless JSON mode) and the `df-mcp` stdio
-//! binary. Tools come from [`super::tools::Toolset`]; arguments are validated before
+//! binary. Tools come from [`crate::domain::verity::tools::Toolset`]; arguments are validated before
 //! any request; results are JSON text plus structured content, cut above
 //! `MCP_MAX_RESULT_BYTES`; every call leaves one audit row (who, tool, status,
 //! duration — never arguments or bodies).
@@ -18,7 +18,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::tools::{to_request, validate, Tool, Toolset};
+use crate::domain::verity::tools::{to_request, validate, Tool, Toolset};
 use crate::lambda::{ConfigError, Settings};
 use crate::providers::verity_api::{UpstreamError, VerityClient};
 

@@ -195,8 +195,7 @@ impl Stack {
     pub async fn with(database_url: &str, queue_url: &str) -> Stack {
         require_emulator();
         let settings = settings(database_url, queue_url);
-        let ingest = settings
-            .ingest(EventKind::Webhook)
+        let ingest = df_shared::ingest::Ingest::from_settings(&settings, EventKind::Webhook)
             .await
             .expect("ingest context");
         Stack {

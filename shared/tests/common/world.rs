@@ -153,7 +153,7 @@ impl World {
             "merge",
             extra,
         );
-        let consumer = df_shared::pipeline::webhook_consumer(&settings)
+        let consumer = df_shared::app::webhook_consumer(&settings)
             .await
             .expect("consumer");
         let startup_requests = reqwest::get(format!("{sandbox}/_sandbox/requests"))
@@ -195,7 +195,7 @@ impl World {
             "merge",
             &all,
         );
-        let consumer = df_shared::pipeline::texting_consumer(&settings)
+        let consumer = df_shared::app::texting_consumer(&settings)
             .await
             .expect("texting consumer");
         let ingest = df_shared::ingest::Ingest {

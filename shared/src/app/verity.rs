@@ -2,15 +2,15 @@
 //! start.
 use std::sync::Arc;
 
-use super::catalog::Catalog;
-use super::gateway::{Gateway, GATEWAY_BUDGET};
-use super::mcp::{McpSettings, Principal, VerityMcp};
-use super::mcp_http::McpHttp;
-use super::tools::Toolset;
 use crate::adapters::catalog_source;
 use crate::auth::clerk::ClerkVerifier;
+use crate::domain::verity::catalog::Catalog;
+use crate::domain::verity::tools::Toolset;
 use crate::lambda::{ConfigError, Settings};
 use crate::providers::verity_api::{VerityAuth, VerityClient};
+use crate::verity::gateway::{Gateway, GATEWAY_BUDGET};
+use crate::verity::mcp::{McpSettings, Principal, VerityMcp};
+use crate::verity::mcp_http::McpHttp;
 
 /// Verity's client with the service credential: `VERITY_API_KEY`, else a Clerk machine
 /// token minted with `CLERK_MACHINE_SECRET_KEY`. Never a user's session.
