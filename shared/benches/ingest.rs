@@ -272,6 +272,7 @@ async fn main() {
                             dedupe: &w.dedupe_key,
                             texting: None,
                             quarantine: None,
+                            received_at: None,
                         };
                         event_store::insert(&pool, EventKind::Webhook, &new)
                             .await
@@ -305,6 +306,7 @@ async fn main() {
                             dedupe: &w.dedupe_key,
                             texting: None,
                             quarantine: None,
+                            received_at: None,
                         };
                         event_store::insert(&pool, EventKind::Webhook, &new)
                             .await

@@ -52,6 +52,7 @@ impl Bench {
             dedupe: &dedupe_key,
             texting: None,
             quarantine: None,
+            received_at: None,
         };
         let stored = event_store::insert(&self.consumer.pool, EventKind::Webhook, &new)
             .await

@@ -397,7 +397,7 @@ async fn an_event_coalesced_after_a_computation_started_is_still_computed() {
         |t: &str| json!({"broadcastId": "bc-9", "eventType": "analytics_updated", "timestamp": t});
     // X is claimed; A arrives while X runs, so A waits on its own.
     let x = id_of(&b.event(event("t1")).await);
-    event_store::claim(pool, EventKind::Broadcast, x, Duration::from_secs(60))
+    event_store::claim(pool, EventKind::Broadcast, x, Duration::from_secs(60), None)
         .await
         .unwrap()
         .unwrap();

@@ -718,12 +718,12 @@ async fn queue_down_at_ingest_then_the_relay_sends_each_row_exactly_once_in_orde
         .unwrap();
     let reports = relay.run_once().await;
     assert_eq!(
-        (reports[0].resent, reports[0].send_failures),
+        (reports[0].enqueued, reports[0].send_failures),
         (3, 0),
         "{reports:?}"
     );
     let again = relay.run_once().await;
-    assert_eq!(again[0].resent, 0, "a queued row is not sent twice");
+    assert_eq!(again[0].enqueued, 0, "a queued row is not sent twice");
     let messages = drain(&queue).await;
     assert_eq!(messages.len(), 3);
     let group = |m: &aws_sdk_sqs::types::Message| {

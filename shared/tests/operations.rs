@@ -493,9 +493,13 @@ async fn run_once_processes_through_the_consumer_and_stops_before_its_budget() {
     assert_eq!(body["stoppedForTime"], true, "{body}");
     let processed = body["processed"].as_u64().unwrap();
     assert!((1..6).contains(&processed), "{body}");
+    // An attempt started with its minimum time left may still run out of it (each GHL
+    // call takes 500 ms here): it ends `error`, due again, and is counted in `errors`.
+    let errors = body["errors"].as_u64().unwrap();
+    let finished = processed - errors;
     assert_eq!(
         body["totalPending"].as_i64().unwrap(),
-        6 - processed as i64,
+        6 - finished as i64,
         "{body}"
     );
     reqwest::Client::new()
@@ -506,7 +510,7 @@ async fn run_once_processes_through_the_consumer_and_stops_before_its_budget() {
     let (status, body) =
         json_of(jobs::handle_run_once(&job, jobs_req("/api/jobs/run-once")).await).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["processed"].as_u64().unwrap(), 6 - processed, "{body}");
+    assert_eq!(body["processed"].as_u64().unwrap(), 6 - finished, "{body}");
     assert_eq!(
         (body["errors"].as_u64(), body["totalPending"].as_i64()),
         (Some(0), Some(0))

@@ -13,6 +13,7 @@ use df_shared::ingest::webhook_aloware as aloware;
 use df_shared::ingest::webhook_ghl::{self as ghl, GhlWebhookAuth};
 use df_shared::pipeline::deployment::CONSUMER_TIMEOUT;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// A call lifecycle of the captured shape (init → disposition → recording → summary).
 fn call_lifecycle() -> Vec<Value> {
@@ -355,6 +356,65 @@ async fn ghl_tags_drive_aloware_power_dialer_lists() {
     assert!(last.2.unwrap().starts_with("no mapped tag changed"));
 }
 
+/// Aloware's `forms` `list_ids` may replace a contact's lists (the sandbox takes that
+/// reading): adding a tag keeps the contact on the lists of its other tags. And a mapped
+/// Aloware contact that no longer exists (deleted, made again under a new id) is found
+/// again by phone, instead of failing every later tag change of the contact.
+#[tokio::test]
+async fn tag_lists_survive_replacing_list_ids_and_a_recreated_aloware_contact() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[(
+            "ALOWARE_LIST_MAP",
+            r#"{"hot lead": "201", "call list": 202}"#,
+        )],
+    )
+    .await;
+    let tags = |t: &str| json!({"contact_id": "gt2", "phone": "+12025550156", "tags": t, "customData": {"event": "ContactTagUpdate"}});
+    w.ghl_workflow_webhook(tags("hot lead")).await;
+    w.drain_queue().await;
+    w.ghl_workflow_webhook(tags("hot lead,call list")).await;
+    w.drain_queue().await;
+    let state = w.state().await;
+    let first = state["aloware"]["contacts"][0]["id"].clone();
+    assert_eq!(
+        state["aloware"]["lists"]["201"],
+        json!([first]),
+        "kept on the first list"
+    );
+    assert_eq!(state["aloware"]["lists"]["202"], json!([first]));
+    // The contact sync had mapped it; then someone deletes the Aloware contact, and it
+    // comes back under a new id.
+    db_client(&w.stack.database_url)
+        .await
+        .execute(
+            "INSERT INTO contact_mappings (aloware_contact_id, ghl_contact_id, phone_number) VALUES ($1, 'gt2', '+12025550156')",
+            &[&first.to_string()],
+        )
+        .await
+        .unwrap();
+    w.sandbox_post("remove", json!({"aloware_contact_ids": [first]}))
+        .await;
+    w.sandbox_post(
+        "seed",
+        json!({"aloware_contacts": [{"id": 990001, "phone_number": "+12025550156"}],
+            "aloware_lists": {"201": [990001], "202": [990001]}}),
+    )
+    .await;
+    w.ghl_workflow_webhook(tags("call list")).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let lists = w.state().await["aloware"]["lists"].clone();
+    assert_eq!(lists["201"], json!([]), "{lists}");
+    assert_eq!(lists["202"], json!([990001]), "{lists}");
+    let mapped = w
+        .stack
+        .count("SELECT count(*) FROM contact_mappings WHERE ghl_contact_id = 'gt2' AND aloware_contact_id = '990001'")
+        .await;
+    assert_eq!(mapped, 1, "the mapping now names the contact Aloware has");
+}
+
 /// The sandbox's GHL fails every request with 500 for two minutes (DF_OUTAGE_SECONDS
 /// shortens it for quick local runs), then recovers; retries back off from 1 s.
 #[tokio::test]
@@ -586,7 +646,8 @@ async fn quarantined_events_are_never_processed_and_finished_events_not_reapplie
 async fn clients_type_their_failures() {
     use df_shared::providers::aloware_api::AlowareClient;
     let w = World::new().await;
-    // A base URL that reaches no API path: Aloware answers 200 with HTML.
+    // A base URL that reaches no API path: Aloware answers 200 with HTML — as its
+    // maintenance and CDN pages do, so it is retried, never final at once.
     let wrong_base = AlowareClient::new(
         reqwest::Client::new(),
         &format!("{}/aloware/app", w.sandbox),
@@ -594,7 +655,7 @@ async fn clients_type_their_failures() {
     );
     let err = wrong_base.lookup_phone("+12025550100").await.unwrap_err();
     assert!(
-        !err.retryable && err.message.contains("not the expected JSON"),
+        err.retryable && err.message.contains("not the expected JSON"),
         "{err}"
     );
     // The sandbox records the call to a path Aloware does not document.
@@ -953,8 +1014,8 @@ async fn queue_down_at_ingest_the_relay_delivers_each_event_exactly_once() {
         );
     }
     let relay = w.relay().await;
-    assert_eq!(relay.run_once().await[0].resent, 3);
-    assert_eq!(relay.run_once().await[0].resent, 0, "sent once");
+    assert_eq!(relay.run_once().await[0].enqueued, 3);
+    assert_eq!(relay.run_once().await[0].enqueued, 0, "sent once");
     w.drain_queue().await;
     let statuses = w.statuses().await;
     assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
@@ -966,12 +1027,141 @@ async fn queue_down_at_ingest_the_relay_delivers_each_event_exactly_once() {
     assert_eq!(sends, 3, "one message per row");
 }
 
+/// Ten people, twenty contact changes each, all queued; then the queue is deleted and
+/// recreated with the 200 messages in it. The relay's next run sees the new queue and
+/// re-sends every chain at once, in order: all 200 are applied within two minutes of
+/// that run, each person's in order (each change carries Aloware's `updated_at`, so one
+/// applied out of order would end `skipped` as stale).
+#[tokio::test]
+async fn a_recreated_queue_is_recovered_whole_in_one_relay_run() {
+    // Aloware's values overwrite GHL's: every change is a write.
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("CONTACT_SOURCE_OF_TRUTH", "aloware")],
+    )
+    .await;
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    for i in 0..20 {
+        for p in 0..10u64 {
+            let updated = (start + chrono::Duration::seconds(i * 10 + p as i64))
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string();
+            w.aloware_webhook(json!({"event": "Contact-Updated", "body": {"id": 7700 + p,
+                "first_name": format!("P{p}v{i}"), "last_name": "Lee",
+                "phone_number": format!("+120255502{p:02}"), "updated_at": updated}}))
+                .await;
+        }
+    }
+    let relay = w.relay().await;
+    assert_eq!(
+        relay.run_once().await[0].enqueued,
+        0,
+        "every row has its message"
+    );
+    assert_eq!(depth(&w.stack.queue_url).await, 200);
+    recreate_queue(&Queues {
+        url: w.stack.queue_url.clone(),
+        dlq: w.stack.dlq_url.clone().unwrap(),
+    })
+    .await;
+    assert_eq!(depth(&w.stack.queue_url).await, 0, "the messages are gone");
+    let run = relay.run_once().await;
+    let started = std::time::Instant::now();
+    assert_eq!(run[0].lost.queue_recreated, 200, "{run:?}");
+    assert_eq!(
+        run[0].enqueued, 200,
+        "every chain re-sent in one run: {run:?}"
+    );
+    w.drain_for(Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+    println!("200 events applied {took:?} after the relay's run");
+    let statuses = w.statuses().await;
+    assert!(
+        statuses.iter().all(|s| s.1 == "done"),
+        "all applied, none out of order: {:?}",
+        statuses
+            .iter()
+            .filter(|s| s.1 != "done")
+            .collect::<Vec<_>>()
+    );
+    let names: Vec<String> = w.state().await["ghl"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["firstName"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("v19")), "{names:?}");
+    // Each person's changes were applied in the order they were made.
+    let client = db_client(&w.stack.database_url).await;
+    let out_of_order: i64 = client
+        .query_one(
+            "SELECT count(*) FROM (
+                SELECT e.person_key, e.received_at,
+                       lag(s.started_at) OVER (PARTITION BY e.person_key ORDER BY e.received_at) AS prev,
+                       s.started_at
+                FROM webhook_events e JOIN sync_log s ON s.correlation_id = e.id::text AND s.status = 'success') x
+             WHERE prev > started_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(out_of_order, 0);
+    assert_eq!(depth(w.stack.dlq_url.as_deref().unwrap()).await, 0);
+}
+
+/// A purged queue (every message gone, the queue itself the same): the relay sees it
+/// hold nothing while rows believe they have messages, and re-sends their chains.
+#[tokio::test]
+async fn a_purged_queue_is_recovered_by_the_relay() {
+    let w = World::new().await;
+    for i in 0..3 {
+        w.aloware_webhook(disposition(4300 + i, "+12025550171"))
+            .await;
+    }
+    let mut relay = w.relay().await;
+    relay.run_once().await;
+    sqs()
+        .await
+        .purge_queue()
+        .queue_url(&w.stack.queue_url)
+        .send()
+        .await
+        .unwrap();
+    let first = relay.run_once().await;
+    assert_eq!(
+        first[0].enqueued, 0,
+        "an empty queue is not a loss at first sight"
+    );
+    // The queue has been seen empty for a while (the test moves the clock back: the
+    // sends, then the first empty observation, a minute ago).
+    let client = db_client(&w.stack.database_url).await;
+    client
+        .batch_execute(
+            "UPDATE webhook_events SET enqueued_at = now() - interval '2 minutes';
+             UPDATE queue_observations SET empty_since = now() - interval '1 minute'",
+        )
+        .await
+        .unwrap();
+    relay.stale = Duration::from_secs(3600);
+    let second = relay.run_once().await;
+    assert_eq!(second[0].lost.queue_emptied, 3, "{second:?}");
+    assert_eq!(second[0].enqueued, 3);
+    w.drain_queue().await;
+    assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
+    assert_eq!(w.notes().await.len(), 3, "each call applied once");
+}
+
+/// A message dead-lettered (received over and over, never processed): the relay drains
+/// the DLQ at its next run, re-sending the row (its message is gone), and the DLQ is
+/// empty again, so its alarm clears.
 #[tokio::test]
 async fn a_row_whose_message_was_dead_lettered_is_delivered_by_the_relay() {
     let w = World::new().await;
     w.aloware_webhook(disposition(4101, "+12025550151")).await;
-    // The message is received over and over without being processed (a consumer that
-    // keeps crashing): the queue's redrive policy moves it to the DLQ.
+    w.aloware_webhook(disposition(4102, "+12025550151")).await;
     let sqs = sqs().await;
     for _ in 0..=df_shared::pipeline::deployment::MAX_RECEIVE_COUNT {
         sqs.receive_message()
@@ -981,20 +1171,56 @@ async fn a_row_whose_message_was_dead_lettered_is_delivered_by_the_relay() {
             .await
             .unwrap();
     }
-    assert_eq!(depth(&w.stack.queue_url).await, 0);
+    let dlq = w.stack.dlq_url.clone().unwrap();
     assert_eq!(
-        depth(w.stack.dlq_url.as_deref().unwrap()).await,
+        depth(&w.stack.queue_url).await,
         1,
-        "dead-lettered"
+        "the person's second message waits"
     );
+    assert_eq!(depth(&dlq).await, 1, "dead-lettered");
     assert_eq!(w.statuses().await[0].1, "pending", "never attempted");
+    let run = w.relay().await.run_once().await;
+    assert_eq!(run[0].lost.dead_lettered, 2, "the whole chain: {run:?}");
+    assert_eq!(run[0].enqueued, 2, "{run:?}");
+    assert_eq!(run[0].dead_letters_cleared, 1);
+    assert_eq!(depth(&dlq).await, 0, "the DLQ is drained");
+    w.drain_queue().await;
+    assert!(w.statuses().await.iter().all(|s| s.1 == "done"));
+    assert_eq!(
+        w.notes().await.len(),
+        2,
+        "each applied once, the superseded message dropped"
+    );
+}
+
+/// The last resort when nothing says a message was lost: a chain whose first row has
+/// shown no sign of life for the staleness horizon is re-sent.
+#[tokio::test]
+async fn a_chain_with_no_sign_of_life_is_re_sent_after_the_staleness_horizon() {
+    let w = World::new().await;
+    w.aloware_webhook(disposition(4111, "+12025550152")).await;
+    // The message vanishes without a trace (no DLQ, the queue still busy with others).
+    let sqs = sqs().await;
+    let got = sqs
+        .receive_message()
+        .queue_url(&w.stack.queue_url)
+        .send()
+        .await
+        .unwrap();
+    for m in got.messages.unwrap_or_default() {
+        sqs.delete_message()
+            .queue_url(&w.stack.queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
     let relay = w.relay().await;
     assert_eq!(
-        relay.run_once().await[0].resent,
+        relay.run_once().await[0].enqueued,
         0,
         "a recently sent message may still be alive: not re-sent yet"
     );
-    // Time passes beyond the relay's staleness horizon.
     db_client(&w.stack.database_url)
         .await
         .execute(
@@ -1004,30 +1230,143 @@ async fn a_row_whose_message_was_dead_lettered_is_delivered_by_the_relay() {
         )
         .await
         .unwrap();
-    assert_eq!(relay.run_once().await[0].resent, 1);
+    let run = relay.run_once().await;
+    assert_eq!((run[0].lost.stale, run[0].enqueued), (1, 1), "{run:?}");
     w.drain_queue().await;
     assert_eq!(w.statuses().await[0].1, "done");
     assert_eq!(w.notes().await.len(), 1);
 }
 
+/// A rotated GHL token: every GHL call is refused 401, for longer than the whole retry
+/// budget would have lasted. GHL's work pauses: no attempt is spent, the person's later
+/// events wait behind it, one alert goes out; the relay's probe resumes the work once
+/// the token is accepted again, and every event ends `done` — none `failed`.
 #[tokio::test]
-async fn a_ghl_credential_rejection_is_retried_not_final() {
-    let w = World::new().await;
-    w.sandbox_post(
-        "faults",
-        json!({"provider": "ghl", "status": 401, "count": 2}),
+async fn a_rejected_credential_pauses_the_provider_and_a_probe_resumes_it() {
+    let w = World::with(
+        SandboxConfig::default(),
+        &[("CREDENTIAL_PROBE_SECONDS", "1")],
     )
     .await;
-    w.aloware_webhook(disposition(4201, "+12025550161")).await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 401, "seconds": 600}),
+    )
+    .await;
+    for (i, phone) in ["+12025550161", "+12025550162", "+12025550163"]
+        .iter()
+        .enumerate()
+    {
+        for j in 0..3 {
+            w.aloware_webhook(disposition(4200 + (i * 10 + j) as u64, phone))
+                .await;
+        }
+    }
+    // Run the consumers and the relay until every row is held by the pause.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let watch = async {
+        for _ in 0..300 {
+            let held = w
+                .stack
+                .count("SELECT count(*) FROM webhook_events WHERE paused_provider = 'ghl' AND status = 'error'")
+                .await;
+            if held == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Long enough for many probes (one a second) and many retry cycles.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    futures::join!(watch, w.run_consumers_until(&stop));
+    // Each person's first event is held by the pause; the later ones wait behind it
+    // (never attempted, and not sent again while the first is held).
+    let statuses = w.statuses().await;
+    assert_eq!(
+        statuses.iter().filter(|s| s.1 == "error").count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| s.1 == "error" || s.1 == "pending"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        w.stack
+            .count("SELECT sum(attempts)::bigint FROM webhook_events")
+            .await,
+        0,
+        "no attempt spent"
+    );
+    assert_eq!(
+        w.stack
+            .count("SELECT count(*) FROM provider_pause_log WHERE provider = 'ghl'")
+            .await,
+        1,
+        "one pause"
+    );
+    let refused = w
+        .requests("ghl")
+        .await
+        .iter()
+        .filter(|r| r["status"] == 401)
+        .count();
+    assert!(
+        refused <= 3 + 10,
+        "paused work sends nothing: {refused} refused requests (first attempts and probes)"
+    );
+    let alerts = df_shared::ops::alerts::Alerts::from_settings(&consumer_settings(
+        &w.stack.database_url,
+        &w.stack.queue_url,
+        &w.sandbox,
+        "merge",
+        &[("ALERT_WEBHOOK_URL", &format!("{}/alerts", w.sandbox))],
+    ))
+    .await
+    .unwrap();
+    alerts.run().await.unwrap();
+    alerts.run().await.unwrap();
+    let sent: Vec<Value> = w.state().await["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["alert"]
+                .as_str()
+                .unwrap()
+                .starts_with("provider_paused:ghl:")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), 1, "one alert per pause: {sent:?}");
+    // The token is replaced: the next probe resumes the work, in each person's order.
+    reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", w.sandbox))
+        .send()
+        .await
+        .unwrap();
     w.drain_queue().await;
     let statuses = w.statuses().await;
-    assert_eq!(statuses[0].1, "done", "{statuses:?}");
-    assert_eq!(w.notes().await.len(), 1);
-    let credential_errors = w
-        .stack
-        .count("SELECT count(*) FROM sync_log WHERE status = 'error' AND decisions->>'class' = 'credential'")
-        .await;
-    assert_eq!(credential_errors, 2, "two attempts met the rejected token");
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    assert_eq!(w.notes().await.len(), 9);
+    assert_eq!(
+        w.stack
+            .count("SELECT max(attempts)::bigint FROM webhook_events")
+            .await,
+        1,
+        "only the attempt that worked counted"
+    );
+    assert_eq!(
+        w.stack.count("SELECT count(*) FROM provider_pauses").await,
+        0
+    );
+    assert_eq!(
+        w.stack
+            .count("SELECT count(*) FROM provider_pause_log WHERE resumed_at IS NOT NULL")
+            .await,
+        1
+    );
 }
 
 /// The GHL request sequence of a disposition, per scenario: a contact GHL already
@@ -1265,6 +1604,49 @@ async fn an_older_event_replayed_after_a_newer_one_is_ignored() {
         w.state().await["aloware"]["contacts"][0]["email"],
         "new@example.com",
         "the newer data stands"
+    );
+}
+
+/// GHL retries a webhook it got a 429 for, with the original bytes, up to ~70 minutes
+/// later: the retry of an older change arrives (and is stored) after a newer one. The
+/// high-water mark judges by GHL's own time of the change, so it changes nothing.
+#[tokio::test]
+async fn a_ghl_retry_of_an_older_body_arriving_after_a_newer_one_changes_nothing() {
+    let mut w = World::new().await;
+    let signer = GhlSigner::install(&mut w);
+    let changed_at = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let body = |n: i64, email: &str| {
+        json!({"type": "ContactUpdate", "id": "gretry", "locationId": "sandbox-location",
+            "firstName": "Rita", "phone": "+12025550107", "email": email, "tags": [],
+            "webhookId": format!("gretry-{n}"),
+            "timestamp": (changed_at + chrono::Duration::seconds(40 * n)).to_rfc3339()})
+    };
+    // U2 (the newer change) reached us first; U1 got a 429 and comes back now.
+    signer.send(&w, body(2, "new@example.com")).await;
+    w.drain_queue().await;
+    signer.send(&w, body(1, "old@example.com")).await;
+    w.drain_queue().await;
+    let statuses = w.statuses().await;
+    assert_eq!(statuses[0].1, "done", "{statuses:?}");
+    assert_eq!(statuses[1].1, "skipped", "{statuses:?}");
+    assert!(
+        statuses[1].2.as_deref().unwrap().starts_with("stale"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        w.state().await["aloware"]["contacts"][0]["email"],
+        "new@example.com",
+        "the newer change stands"
+    );
+    // Our clock only breaks ties: a body without GHL's time is judged by arrival.
+    signer
+        .send(&w, json!({"type": "ContactUpdate", "id": "gretry", "locationId": "sandbox-location",
+            "firstName": "Rita", "phone": "+12025550107", "email": "later@example.com", "tags": []}))
+        .await;
+    w.drain_queue().await;
+    assert_eq!(
+        w.state().await["aloware"]["contacts"][0]["email"],
+        "later@example.com"
     );
 }
 

@@ -989,3 +989,47 @@ async fn a_call_and_a_text_from_a_new_person_at_once_make_one_contact() {
         "a call note and an SMS note each"
     );
 }
+
+/// GHL records the call but its answer is a 429 (nothing to count against the event:
+/// the attempt is given back), so the retry is the event's first counted attempt. The
+/// call's conversation record has a write intent like its note: the retry adopts the
+/// message GHL already holds instead of recording the call twice.
+#[tokio::test]
+async fn a_lost_answer_after_the_call_record_never_records_the_call_twice() {
+    let w = world(&[("GHL_CONVERSATION_PROVIDER_ID", PROVIDER)]).await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 429, "count": 1, "apply": true,
+            "path_contains": "/conversations/messages/outbound"}),
+    )
+    .await;
+    w.aloware_webhook(
+        json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": "7101",
+        "type": 1, "direction": 2, "disposition_status2": 4, "call_disposition": "Answered",
+        "talk_time": 30, "contact_id": "5101", "lead_number": "+12025550171",
+        "incoming_number": "+12025550142", "created_at": "2026-11-20 10:00:00"}}),
+    )
+    .await;
+    w.drain_queue().await;
+    assert_all_done(&w.statuses().await);
+    let calls = w.state().await["ghl"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["messageType"] == "TYPE_CALL")
+        .count();
+    assert_eq!(calls, 1, "the call recorded once");
+    let posts: Vec<Value> = w
+        .requests("ghl")
+        .await
+        .into_iter()
+        .filter(|r| r["path"] == "/ghl/conversations/messages/outbound")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        1,
+        "the fault hit, and the retry adopted: {posts:?}"
+    );
+    assert_eq!(posts[0]["status"], 429);
+    assert_eq!(w.notes().await.len(), 1);
+}

@@ -1,7 +1,7 @@
-//! EventBridge (every minute) → df_shared::pipeline::relay: the outbox relay.
-use df_shared::domain::EventKind;
+//! EventBridge (every minute) → df_shared::pipeline::relay: the outbox relay, after
+//! the probes of providers paused for a rejected credential.
+use df_shared::app;
 use df_shared::lambda::{self, init::context, Settings};
-use df_shared::pipeline::relay::Relay;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use tokio::sync::OnceCell;
 
@@ -11,12 +11,7 @@ async fn main() -> Result<(), Error> {
     let cell = OnceCell::new();
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         let relay = context(&cell, || async {
-            let settings = Settings::load().await?;
-            Relay::from_settings(
-                &settings,
-                &[EventKind::Webhook, EventKind::Texting, EventKind::Broadcast],
-            )
-            .await
+            app::relay(&Settings::load().await?).await
         })
         .await?;
         Ok::<_, Error>(serde_json::json!({ "relayed": relay.run_once().await }))

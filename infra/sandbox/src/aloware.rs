@@ -3,7 +3,8 @@
 //! paths answer 200 with an HTML page, as the real one does — and, a call to an
 //! endpoint that does not exist being a bug of the caller, are recorded as violations.
 //! `forms` refuses an existing contact with 409 unless `force_update` is set
-//! (research §2.1), and then overwrites only the fields it is given.
+//! (research §2.1), and then overwrites only the fields it is given; its `list_ids`
+//! replace the contact's list memberships (undocumented: the harsher reading).
 use axum::http::Method;
 use serde_json::{json, Map, Value};
 
@@ -186,8 +187,15 @@ fn forms(st: &mut State, body: &Value) -> Reply {
         // (and only those).
         contact.insert(field.to_string(), v.clone());
     }
-    for list in list_ids(body.get("list_ids")) {
-        st.aloware_lists.entry(list).or_default().insert(id);
+    // Whether `list_ids` adds or replaces is undocumented: the harsher reading, the
+    // contact's lists become exactly these.
+    if body.get("list_ids").is_some() {
+        for members in st.aloware_lists.values_mut() {
+            members.remove(&id);
+        }
+        for list in list_ids(body.get("list_ids")) {
+            st.aloware_lists.entry(list).or_default().insert(id);
+        }
     }
     if created {
         Reply::json(201, json!({"message": "Contact created."}))

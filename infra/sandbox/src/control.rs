@@ -69,10 +69,11 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
                 .into_iter()
                 .flatten()
             {
-                n += id
-                    .as_u64()
-                    .and_then(|id| st.aloware_contacts.remove(&id))
-                    .is_some() as u32;
+                let Some(id) = id.as_u64() else { continue };
+                n += st.aloware_contacts.remove(&id).is_some() as u32;
+                for members in st.aloware_lists.values_mut() {
+                    members.remove(&id);
+                }
             }
             Reply::json(200, json!({"removed": n}))
         }

@@ -257,18 +257,21 @@ pub async fn replay(
          upd AS (
             UPDATE {t} e SET status = 'pending', attempts = 0, next_attempt_at = now(),
                 error_message = NULL, skip_reason = NULL, processed_at = NULL, claimed_at = NULL,
+                yields = false, paused_provider = NULL,
                 enqueued_at = now(), enqueue_count = e.enqueue_count + 1, updated_at = now()
             WHERE e.id = $1 AND e.status <> 'processing' AND e.payload_purged_at IS NULL
-            RETURNING e.person_key, e.enqueue_count, e.watermark_key, e.received_at),
+            RETURNING e.person_key, e.enqueue_count, e.watermark_key, e.received_at, e.occurred_at),
          act AS (
             INSERT INTO admin_actions (event_id, event_source, action, actor, detail)
             SELECT $1, $2, 'replay', $3, jsonb_build_object('previousStatus', (SELECT status FROM before))
             FROM upd)
          SELECT (SELECT status FROM before), (SELECT payload_purged_at IS NOT NULL FROM before),
                 upd.person_key, upd.enqueue_count,
-                (SELECT w.applied_received_at FROM entity_watermarks w
+                (SELECT w.applied_occurred_at FROM entity_watermarks w
                   WHERE w.kind = $2 AND w.entity_key = upd.watermark_key
-                    AND w.applied_received_at > upd.received_at)
+                    AND (w.applied_occurred_at, w.applied_received_at)
+                        > (COALESCE(upd.occurred_at, upd.received_at), upd.received_at)
+                    AND w.event_id <> $1)
          FROM (SELECT 1) one LEFT JOIN upd ON true"
     );
     let row = client

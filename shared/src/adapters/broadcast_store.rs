@@ -40,13 +40,21 @@ pub struct NewBroadcastEvent<'a> {
 
 /// Store one broadcast event in one statement (dedupe, coalescing, quarantine).
 pub async fn insert(pool: &Pool, new: &NewBroadcastEvent<'_>) -> Result<Stored, DbError> {
+    let client = pool.get().await?;
+    insert_on(&client, new).await
+}
+
+/// [`insert`] on a connection the caller holds.
+pub async fn insert_on(
+    client: &deadpool_postgres::Client,
+    new: &NewBroadcastEvent<'_>,
+) -> Result<Stored, DbError> {
     let DedupeKey::Id(key) = new.dedupe else {
         return Err(DbError::Query {
             code: "df001".into(),
             message: "broadcast events are keyed by id".into(),
         });
     };
-    let client = pool.get().await?;
     let group = group_key(new.broadcast_id);
     let settle = new.settle.as_secs_f64();
     let row = client
@@ -92,7 +100,7 @@ pub async fn insert(pool: &Pool, new: &NewBroadcastEvent<'_>) -> Result<Stored, 
         )
         .await?;
     let Some(row) = row else {
-        return event_store::duplicate_of(&client, EventKind::Broadcast, new.dedupe).await;
+        return event_store::duplicate_of(client, EventKind::Broadcast, new.dedupe).await;
     };
     let id: Uuid = row.get(0);
     let status: String = row.get(3);

@@ -114,7 +114,13 @@ fn configure(
     let mut config = tokio_postgres::Config::from_str(&url).map_err(DbConfigError::BadUrl)?;
     config.ssl_mode(wire);
     config.connect_timeout(Duration::from_secs(3));
+    // A network that swallows packets (a failover, a partition) must close the socket
+    // in seconds, not after the kernel's ~15 minutes: unacknowledged data for 10 s, or
+    // three unanswered keepalives, ends the connection and the pool drops it.
     config.keepalives_idle(Duration::from_secs(30));
+    config.keepalives_interval(Duration::from_secs(5));
+    config.keepalives_retries(3);
+    config.tcp_user_timeout(Duration::from_secs(10));
     // Sent in the startup packet: no extra round trip per connection.
     let options = format!(
         "{} -c statement_timeout={}{}",
@@ -184,6 +190,66 @@ fn build_pool(
         .wait_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| DbConfigError::Pool(e.to_string()))
+}
+
+/// One pooled connection held for work that must finish by a deadline. Whatever the
+/// work's outcome, [`Held::settle`] decides the connection's fate: one whose work did
+/// not finish in time, or failed because the connection timed out or broke, is
+/// discarded, never handed back — a statement left outstanding on it (a database that
+/// hangs rather than refuses) would make every later checkout wait behind it.
+pub struct Held {
+    client: deadpool_postgres::Client,
+    until: tokio::time::Instant,
+}
+
+/// Check a connection out within `budget`; the work then has what is left of it.
+pub async fn hold(pool: &Pool, budget: Duration) -> Result<Held, DbError> {
+    let until = tokio::time::Instant::now() + budget;
+    let client = tokio::time::timeout(budget, pool.get())
+        .await
+        .map_err(|_| DbError::Timeout)??;
+    Ok(Held { client, until })
+}
+
+impl Held {
+    pub fn client(&self) -> &deadpool_postgres::Client {
+        &self.client
+    }
+
+    pub fn client_mut(&mut self) -> &mut deadpool_postgres::Client {
+        &mut self.client
+    }
+
+    /// What is left of the budget.
+    pub fn left(&self) -> Duration {
+        self.until
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// The work's outcome under `tokio::time::timeout(self.left(), ...)`.
+    pub fn settle<T>(
+        self,
+        outcome: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, DbError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if matches!(e, DbError::Timeout | DbError::Unavailable(_)) {
+                    discard(self.client);
+                }
+                Err(e)
+            }
+            Err(_) => {
+                discard(self.client);
+                Err(DbError::Timeout)
+            }
+        }
+    }
+}
+
+/// Take a connection out of its pool for good (it closes when dropped here).
+pub fn discard(client: deadpool_postgres::Client) {
+    drop(deadpool_postgres::Client::take(client));
 }
 
 /// One connection outside any pool (migrations), with the same TLS rules; the driver

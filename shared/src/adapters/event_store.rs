@@ -45,6 +45,9 @@ pub struct NewEvent<'a> {
     pub texting: Option<&'a TextingMessage>,
     /// Store held for an operator (`quarantined`) with this reason; not queued.
     pub quarantine: Option<&'a str>,
+    /// When the delivery arrived (the handler's clock at the request's start), so a
+    /// slow connection does not reorder two deliveries; `None`: the statement's time.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// A row that needs a queue message: its id, message group source and sequence.
@@ -110,6 +113,16 @@ impl<'a> Params<'a> {
 /// record. Duplicates cost a second statement.
 pub async fn insert(pool: &Pool, kind: EventKind, new: &NewEvent<'_>) -> Result<Stored, DbError> {
     let client = pool.get().await?;
+    insert_on(&client, kind, new).await
+}
+
+/// [`insert`] on a connection the caller holds (and discards if the store overruns
+/// its budget: `adapters::db::bounded`).
+pub async fn insert_on(
+    client: &deadpool_postgres::Client,
+    kind: EventKind,
+    new: &NewEvent<'_>,
+) -> Result<Stored, DbError> {
     let c = new.classified;
     let values = InsertValues {
         source: new.source.as_str(),
@@ -142,7 +155,7 @@ pub async fn insert(pool: &Pool, kind: EventKind, new: &NewEvent<'_>) -> Result<
         });
         return Ok(Stored::Inserted { id, enqueue });
     }
-    duplicate_of(&client, kind, new.dedupe).await
+    duplicate_of(client, kind, new.dedupe).await
 }
 
 /// Values computed from a [`NewEvent`] that the statement binds by reference.
@@ -262,14 +275,17 @@ fn insert_sql<'a>(
         "now(), 1"
     };
     let common = format!(
-        "{}, {}, {}, {}, {enqueued}",
+        "{}, {}, {}, {}, COALESCE({}::timestamptz, now()), {}::timestamptz, {enqueued}",
         p.bind(&v.stored_key),
         p.bind(&v.dedupe_kind),
         p.bind(&v.watermark),
-        p.bind(&v.status)
+        p.bind(&v.status),
+        p.bind(&new.received_at),
+        p.bind(&c.occurred_at),
     );
     let target =
-        "person_key, dedupe_key, dedupe_kind, watermark_key, status, enqueued_at, enqueue_count";
+        "person_key, dedupe_key, dedupe_kind, watermark_key, status, received_at, occurred_at,
+        enqueued_at, enqueue_count";
     let insert = match new.dedupe {
         DedupeKey::Id(_) => format!(
             "INSERT INTO {t} (id, {columns}, {target})
@@ -357,6 +373,24 @@ pub async fn mark_unqueued(pool: &Pool, kind: EventKind, id: Uuid) -> Result<(),
     Ok(())
 }
 
+/// A message arrived out of its person's order (`Unclaimed::Blocked`) and is dropped:
+/// the row has no live message now, unless a newer one was sent meanwhile.
+pub async fn mark_out_of_line(
+    pool: &Pool,
+    kind: EventKind,
+    id: Uuid,
+    seq: Option<i32>,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let sql = format!(
+        "UPDATE {} SET enqueued_at = NULL
+         WHERE id = $1 AND status IN ('pending', 'error') AND ($2::int IS NULL OR enqueue_count <= $2)",
+        table(kind)
+    );
+    client.execute(&sql, &[&id, &seq]).await?;
+    Ok(())
+}
+
 /// A claimed event.
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -370,12 +404,19 @@ pub struct EventRow {
     /// This attempt's number (1-based): the claim counts it.
     pub attempts: i32,
     pub received_at: DateTime<Utc>,
+    /// The provider's time of the change, when the body says.
+    pub occurred_at: Option<DateTime<Utc>>,
     pub person_key: Option<String>,
     pub watermark_key: Option<String>,
-    /// The receive time of the newest event already applied to the same entity, when
-    /// it is newer than this one (this event is then stale).
+    /// The provider's time (else receive time) of the newest change already applied to
+    /// the same entity, when it is newer than this one (this event is then stale).
     pub newer_applied_at: Option<DateTime<Utc>>,
 }
+
+/// An event's place in its entity's history (SPEC §5): the provider's time of the
+/// change, our receive time only where the provider gives none and as the tie-break.
+/// `e` is the event table's alias.
+pub(crate) const ORDER_KEY: &str = "(COALESCE(e.occurred_at, e.received_at), e.received_at)";
 
 /// Why a row could not be claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,35 +427,72 @@ pub enum Unclaimed {
     Busy { retry_in: Duration },
     /// Backing off: due in `due_in`.
     NotDue { due_in: Duration },
+    /// An older unfinished event of the same person comes first (SPEC §5): this
+    /// message is out of order (the older one's message was lost or re-sent behind it).
+    /// It is dropped and the row marked unqueued, so the relay re-sends the person's
+    /// chain in order.
+    Blocked,
+    /// The message is not the row's latest (`seq` below its send count): a newer one
+    /// was sent (a relay re-send, a replay) and will do the work.
+    Obsolete,
     /// No such row.
     Unknown,
 }
+
+/// No older unfinished row of the event's person in the same inbox comes first —
+/// except one that yields (it stepped aside, waiting for a related event). `e` is the
+/// event table's alias; `{t}` the table.
+const FIRST_IN_LINE: &str = "NOT EXISTS (
+    SELECT 1 FROM {t} o WHERE o.person_key = e.person_key
+      AND (o.received_at, o.id) < (e.received_at, e.id)
+      AND o.status IN ('pending', 'error', 'processing') AND NOT o.yields)";
 
 /// A message may arrive a moment before its row is due (two clocks): tolerate it.
 const DUE_TOLERANCE_SECONDS: f64 = 2.0;
 
 /// `pending|error` (due) or an expired `processing` claim → `processing`, atomically,
 /// counting the attempt.
+///
+/// `seq` is the send number the message carries (`None`: a caller without one, such as
+/// `jobs-run-once`): a message older than the row's latest send is [`Unclaimed::Obsolete`].
+/// A row whose person has an older unfinished event is [`Unclaimed::Blocked`].
 pub async fn claim(
     pool: &Pool,
     kind: EventKind,
     id: Uuid,
     lease: Duration,
+    seq: Option<i32>,
 ) -> Result<Result<EventRow, Unclaimed>, DbError> {
     let client = pool.get().await?;
+    claim_on(&client, kind, id, lease, seq).await
+}
+
+/// [`claim`] on a connection the caller holds.
+pub async fn claim_on(
+    client: &deadpool_postgres::Client,
+    kind: EventKind,
+    id: Uuid,
+    lease: Duration,
+    seq: Option<i32>,
+) -> Result<Result<EventRow, Unclaimed>, DbError> {
     let t = table(kind);
     let source = source_expr(kind);
+    let first = FIRST_IN_LINE.replace("{t}", t);
     let sql = format!(
         "UPDATE {t} e SET status = 'processing', attempts = e.attempts + 1,
              claimed_at = now(), updated_at = now()
          WHERE e.id = $1 AND (
              (e.status IN ('pending', 'error') AND e.next_attempt_at <= now() + make_interval(secs => $2))
              OR (e.status = 'processing' AND e.claimed_at < now() - make_interval(secs => $3)))
+           AND ($5::int IS NULL OR e.enqueue_count <= $5)
+           AND {first}
          RETURNING e.id, {source}, e.event_type, e.entity_type, e.entity_id, e.payload_json, e.attempts,
              e.received_at, e.person_key, e.watermark_key,
-             (SELECT w.applied_received_at FROM entity_watermarks w
+             (SELECT w.applied_occurred_at FROM entity_watermarks w
                WHERE w.kind = $4 AND w.entity_key = e.watermark_key
-                 AND w.applied_received_at > e.received_at AND w.event_id <> e.id)"
+                 AND (w.applied_occurred_at, w.applied_received_at) > {ORDER_KEY}
+                 AND w.event_id <> e.id),
+             e.occurred_at"
     );
     let stmt = client.prepare_cached(&sql).await?;
     let row = client
@@ -425,6 +503,7 @@ pub async fn claim(
                 &DUE_TOLERANCE_SECONDS,
                 &lease.as_secs_f64(),
                 &kind.as_str(),
+                &seq,
             ],
         )
         .await?;
@@ -442,21 +521,33 @@ pub async fn claim(
             person_key: r.get(8),
             watermark_key: r.get(9),
             newer_applied_at: r.get(10),
+            occurred_at: r.get(11),
         }));
     }
     let sql = format!(
-        "SELECT status,
-            GREATEST(EXTRACT(EPOCH FROM (next_attempt_at - now())), 0)::float8,
-            GREATEST(EXTRACT(EPOCH FROM (claimed_at + make_interval(secs => $2) - now())), 0)::float8
-         FROM {t} WHERE id = $1"
+        "SELECT e.status,
+            GREATEST(EXTRACT(EPOCH FROM (e.next_attempt_at - now())), 0)::float8,
+            GREATEST(EXTRACT(EPOCH FROM (e.claimed_at + make_interval(secs => $2) - now())), 0)::float8,
+            ($3::int IS NOT NULL AND e.enqueue_count > $3), NOT {first}
+         FROM {t} e WHERE e.id = $1"
     );
-    let row = client.query_opt(&sql, &[&id, &lease.as_secs_f64()]).await?;
+    let row = client
+        .query_opt(&sql, &[&id, &lease.as_secs_f64(), &seq])
+        .await?;
     Ok(Err(match row {
         None => Unclaimed::Unknown,
         Some(r) => {
             let status: String = r.get(0);
             let secs =
                 |i: usize| Duration::from_secs_f64(r.get::<_, Option<f64>>(i).unwrap_or(0.0));
+            let (obsolete, blocked): (bool, bool) = (r.get(3), r.get(4));
+            let unfinished = matches!(status.as_str(), "pending" | "error" | "processing");
+            if unfinished && obsolete {
+                return Ok(Err(Unclaimed::Obsolete));
+            }
+            if matches!(status.as_str(), "pending" | "error") && blocked {
+                return Ok(Err(Unclaimed::Blocked));
+            }
             match status.as_str() {
                 "processing" => Unclaimed::Busy {
                     retry_in: secs(2).max(Duration::from_secs(1)),
@@ -489,6 +580,8 @@ pub enum Finish {
         step_aside: bool,
         /// The attempt did not really happen (our own throttling): give it back.
         refund: bool,
+        /// Held by the pause of this provider until it resumes (`provider_pause`).
+        held_by: Option<&'static str>,
     },
     /// Final: `failed`.
     Failed {
@@ -529,6 +622,16 @@ pub async fn finish(
     log: &SyncLog<'_>,
 ) -> Result<bool, DbError> {
     let client = pool.get().await?;
+    finish_on(&client, event, how, log).await
+}
+
+/// [`finish`] on a connection the caller holds.
+pub async fn finish_on(
+    client: &deadpool_postgres::Client,
+    event: &EventRow,
+    how: &Finish,
+    log: &SyncLog<'_>,
+) -> Result<bool, DbError> {
     let t = table(event.kind);
     let (status, skip, error, retry_in, advances) = match how {
         Finish::Done => ("done", None, None, 0.0, true),
@@ -561,21 +664,31 @@ pub async fn finish(
         }
     );
     let refund = matches!(how, Finish::Retry { refund: true, .. });
+    let held_by = match how {
+        Finish::Retry { held_by, .. } => *held_by,
+        _ => None,
+    };
     let sql = format!(
         "WITH fin AS (
             UPDATE {t} SET status = $3, skip_reason = $4, error_message = $5, updated_at = now(),
                 next_attempt_at = now() + make_interval(secs => $6),
                 enqueued_at = CASE WHEN $18 THEN NULL ELSE enqueued_at END,
                 attempts = attempts - CASE WHEN $19 THEN 1 ELSE 0 END,
+                paused_provider = $20,
+                yields = ($3 = 'error' AND $18 AND $20::text IS NULL),
                 processed_at = CASE WHEN $3 IN ('done', 'skipped', 'failed') THEN now() ELSE processed_at END
             WHERE id = $1 AND status = 'processing' AND attempts = $2
-            RETURNING id, watermark_key, received_at),
+            RETURNING id, watermark_key, received_at, occurred_at),
          mark AS (
-            INSERT INTO entity_watermarks (kind, entity_key, applied_received_at, event_id)
-            SELECT $7, watermark_key, received_at, id FROM fin WHERE $8 AND watermark_key IS NOT NULL
+            INSERT INTO entity_watermarks (kind, entity_key, applied_occurred_at, applied_received_at, event_id)
+            SELECT $7, watermark_key, COALESCE(occurred_at, received_at), received_at, id FROM fin
+            WHERE $8 AND watermark_key IS NOT NULL
             ON CONFLICT (kind, entity_key) DO UPDATE
-                SET applied_received_at = EXCLUDED.applied_received_at, event_id = EXCLUDED.event_id, updated_at = now()
-                WHERE entity_watermarks.applied_received_at < EXCLUDED.applied_received_at),
+                SET applied_occurred_at = EXCLUDED.applied_occurred_at,
+                    applied_received_at = EXCLUDED.applied_received_at,
+                    event_id = EXCLUDED.event_id, updated_at = now()
+                WHERE (entity_watermarks.applied_occurred_at, entity_watermarks.applied_received_at)
+                    < (EXCLUDED.applied_occurred_at, EXCLUDED.applied_received_at)),
          logged AS (
             INSERT INTO sync_log (direction, entity_type, entity_id, source_id, target_id, status,
                 started_at, finished_at, error_message, correlation_id, decisions)
@@ -606,6 +719,7 @@ pub async fn finish(
                 &log.decisions,
                 &step_aside,
                 &refund,
+                &held_by,
             ],
         )
         .await?;
@@ -666,66 +780,220 @@ pub struct Resend {
     pub seq: i32,
 }
 
-/// Choose up to `limit` rows whose queue message is gone and mark them re-sent:
-/// - rows that never got a message (`enqueued_at IS NULL`: the send failed);
-/// - due rows with no sign of life (send, claim, finish, or due time) for `stale`,
-///   that are the oldest unfinished row of their person: a younger row's message is
-///   merely waiting behind its FIFO group, and is not sent twice.
-///
-/// Oldest first; concurrent relays skip each other's rows.
-pub async fn take_resends(
+/// Rows whose queue message is lost, and every other unfinished row of their persons:
+/// unqueued (`enqueued_at = NULL`), so the relay re-sends each person's whole chain in
+/// order, and their surviving messages become obsolete. An attempt in progress keeps its
+/// claim (it is only marked: when it ends it has no message to come back with).
+const LOSE_CHAINS: &str = "UPDATE {t} e SET enqueued_at = NULL
+     FROM (SELECT DISTINCT person_key FROM lost WHERE person_key IS NOT NULL) p
+     WHERE e.person_key = p.person_key AND e.enqueued_at IS NOT NULL
+       AND e.status IN ('pending', 'error', 'processing')";
+
+async fn lose(
+    pool: &Pool,
+    kind: EventKind,
+    lost: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, DbError> {
+    let client = pool.get().await?;
+    let t = table(kind);
+    let sql = format!(
+        "WITH lost AS ({}) {}",
+        lost.replace("{t}", t),
+        LOSE_CHAINS.replace("{t}", t)
+    );
+    Ok(client.execute(&sql, params).await?)
+}
+
+/// Every chain with a row sent before `before` (its queue was recreated or emptied).
+pub async fn lose_chains_sent_before(
+    pool: &Pool,
+    kind: EventKind,
+    before: DateTime<Utc>,
+) -> Result<u64, DbError> {
+    lose(
+        pool,
+        kind,
+        "SELECT person_key FROM {t} WHERE status IN ('pending', 'error', 'processing')
+           AND enqueued_at < $1",
+        &[&before],
+    )
+    .await
+}
+
+/// The chains of rows `ids` (their messages were dead-lettered).
+pub async fn lose_chains_of(pool: &Pool, kind: EventKind, ids: &[Uuid]) -> Result<u64, DbError> {
+    lose(
+        pool,
+        kind,
+        "SELECT person_key FROM {t} WHERE id = ANY($1) AND status IN ('pending', 'error', 'processing')",
+        &[&ids],
+    )
+    .await
+}
+
+/// The last resort: chains whose first row is due and has shown no sign of life (send,
+/// claim, finish, due time) for `stale`, or whose attempt outlived its claim's lease.
+pub async fn lose_stale_chains(
     pool: &Pool,
     kind: EventKind,
     stale: Duration,
     lease: Duration,
-    limit: i64,
-    least_recently_sent_first: bool,
-) -> Result<Vec<Resend>, DbError> {
+) -> Result<u64, DbError> {
+    let first = FIRST_IN_LINE;
+    lose(
+        pool,
+        kind,
+        &format!(
+            "SELECT e.person_key FROM {{t}} e
+             WHERE ((e.status IN ('pending', 'error') AND e.next_attempt_at <= now()
+                     AND GREATEST(e.enqueued_at, e.updated_at, e.next_attempt_at) < now() - make_interval(secs => $1))
+                    OR (e.status = 'processing' AND e.claimed_at < now() - make_interval(secs => $2)))
+               AND e.enqueued_at IS NOT NULL AND {first}"
+        ),
+        &[&stale.as_secs_f64(), &lease.as_secs_f64()],
+    )
+    .await
+}
+
+/// An operator's push (`jobs-enqueue-pending`): the chains of up to `limit` persons
+/// whose first row is due, least recently sent first, are re-sent now.
+pub async fn lose_due_chains(pool: &Pool, kind: EventKind, limit: i64) -> Result<u64, DbError> {
+    let first = FIRST_IN_LINE;
+    lose(
+        pool,
+        kind,
+        &format!(
+            "SELECT e.person_key FROM {{t}} e
+             WHERE e.status IN ('pending', 'error') AND e.next_attempt_at <= now()
+               AND e.paused_provider IS NULL AND {first}
+             ORDER BY e.enqueued_at NULLS FIRST, e.received_at LIMIT $1"
+        ),
+        &[&limit],
+    )
+    .await
+}
+
+/// The chains (persons after `after`, at most `persons` of them) that have a row
+/// without a message the relay could send now; each chain whole, oldest first.
+pub async fn chain_links(
+    pool: &Pool,
+    kind: EventKind,
+    after: Option<&str>,
+    persons: i64,
+) -> Result<Vec<crate::domain::chain::Link>, DbError> {
     let client = pool.get().await?;
     let t = table(kind);
-    // The relay goes oldest first; an operator's repeated push goes round the backlog
-    // (rows it sent a moment ago wait their turn) instead of re-sending the same rows.
-    let order = if least_recently_sent_first {
-        "e.enqueued_at NULLS FIRST, e.received_at"
-    } else {
-        "e.received_at"
-    };
     let sql = format!(
-        "WITH due AS (
-            SELECT e.id FROM {t} e
-            WHERE ((e.status IN ('pending', 'error') AND e.next_attempt_at <= now())
-                   OR (e.status = 'processing' AND e.claimed_at < now() - make_interval(secs => $2)))
-              AND (e.enqueued_at IS NULL
-                   OR (GREATEST(e.enqueued_at, e.updated_at, e.next_attempt_at) < now() - make_interval(secs => $1)
-                       AND NOT EXISTS (
-                           SELECT 1 FROM {t} o
-                           WHERE o.person_key = e.person_key AND o.received_at < e.received_at
-                             AND o.status IN ('pending', 'error', 'processing'))))
-            ORDER BY {order}
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-         UPDATE {t} e SET enqueued_at = now(), enqueue_count = e.enqueue_count + 1
-         FROM due WHERE e.id = due.id
-         RETURNING e.id, e.person_key, e.enqueue_count, e.received_at"
+        "WITH p AS (
+            SELECT DISTINCT e.person_key FROM {t} e
+            WHERE e.status IN ('pending', 'error') AND e.enqueued_at IS NULL
+              AND e.paused_provider IS NULL AND e.person_key > $1
+              AND (NOT e.yields OR e.next_attempt_at <= now() + make_interval(secs => $3))
+            ORDER BY e.person_key LIMIT $2)
+         SELECT e.id, e.person_key,
+                e.enqueued_at IS NOT NULL OR e.status = 'processing',
+                e.paused_provider IS NOT NULL, e.yields,
+                e.next_attempt_at <= now() + make_interval(secs => $3)
+         FROM {t} e JOIN p ON p.person_key = e.person_key
+         WHERE e.status IN ('pending', 'error', 'processing')
+         ORDER BY e.person_key, e.received_at, e.id"
     );
     let rows = client
-        .query(&sql, &[&stale.as_secs_f64(), &lease.as_secs_f64(), &limit])
+        .query(
+            &sql,
+            &[&after.unwrap_or(""), &persons, &DUE_TOLERANCE_SECONDS],
+        )
         .await?;
-    let mut rows: Vec<(DateTime<Utc>, Resend)> = rows
+    Ok(rows
+        .iter()
+        .map(|r| crate::domain::chain::Link {
+            id: r.get(0),
+            person_key: r.get(1),
+            live: r.get(2),
+            held: r.get(3),
+            yields: r.get(4),
+            due: r.get(5),
+        })
+        .collect())
+}
+
+/// Rows `ids` are being sent now (in that order): each gets a new send number, unless
+/// it was finished or sent meanwhile.
+pub async fn mark_sent(pool: &Pool, kind: EventKind, ids: &[Uuid]) -> Result<Vec<Resend>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = pool.get().await?;
+    let sql = format!(
+        "UPDATE {} e SET enqueued_at = now(), enqueue_count = e.enqueue_count + 1
+         WHERE e.id = ANY($1) AND e.enqueued_at IS NULL AND e.status IN ('pending', 'error')
+         RETURNING e.id, e.person_key, e.enqueue_count",
+        table(kind)
+    );
+    let rows = client.query(&sql, &[&ids]).await?;
+    let mut sent: std::collections::HashMap<Uuid, Resend> = rows
         .iter()
         .map(|r| {
+            let id: Uuid = r.get(0);
             (
-                r.get(3),
+                id,
                 Resend {
-                    id: r.get(0),
+                    id,
                     person_key: r.get::<_, Option<String>>(1).unwrap_or_default(),
                     seq: r.get(2),
                 },
             )
         })
         .collect();
-    rows.sort_by_key(|(received, r)| (*received, r.id));
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    Ok(ids.iter().filter_map(|id| sent.remove(id)).collect())
+}
+
+/// What the relay last saw of an inbox's queue, and what it sees now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSeen {
+    pub queue_url: Option<String>,
+    pub created_timestamp: Option<f64>,
+    pub empty_since: Option<DateTime<Utc>>,
+}
+
+/// Record an observation of `kind`'s queue; returns the previous one (`None` the first
+/// time) and the time the queue has been empty since (now included).
+pub async fn observe_queue(
+    pool: &Pool,
+    kind: EventKind,
+    queue_url: &str,
+    created_timestamp: Option<f64>,
+    empty: bool,
+    lost: u64,
+) -> Result<(Option<QueueSeen>, Option<DateTime<Utc>>), DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let before = tx
+        .query_opt(
+            "SELECT queue_url, created_timestamp, empty_since FROM queue_observations WHERE kind = $1 FOR UPDATE",
+            &[&kind.as_str()],
+        )
+        .await?
+        .map(|r| QueueSeen {
+            queue_url: r.get(0),
+            created_timestamp: r.get(1),
+            empty_since: r.get(2),
+        });
+    let row = tx
+        .query_one(
+            "INSERT INTO queue_observations (kind, queue_url, created_timestamp, empty_since, losses_detected)
+             VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, $5)
+             ON CONFLICT (kind) DO UPDATE SET queue_url = EXCLUDED.queue_url,
+                 created_timestamp = COALESCE(EXCLUDED.created_timestamp, queue_observations.created_timestamp),
+                 empty_since = CASE WHEN $4 THEN COALESCE(queue_observations.empty_since, now()) END,
+                 losses_detected = queue_observations.losses_detected + $5, observed_at = now()
+             RETURNING empty_since",
+            &[&kind.as_str(), &queue_url, &created_timestamp, &empty, &(lost as i64)],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((before, row.get(0)))
 }
 
 /// Rows the relay chose but could not send: back to "no message" (and to the sequence

@@ -9,6 +9,7 @@ pub mod event_store;
 pub mod migrations;
 pub mod ops_store;
 pub mod optout_store;
+pub mod provider_pause;
 pub mod queue;
 pub mod rate_budget;
 pub mod secrets;

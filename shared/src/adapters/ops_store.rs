@@ -134,6 +134,23 @@ pub async fn credential_rejections(pool: &Pool, minutes: i32) -> Result<i64, DbE
         .get(0))
 }
 
+/// Pauses that have not ended: `(log id, provider, paused at, reason)`.
+pub async fn open_pauses(
+    pool: &Pool,
+) -> Result<Vec<(i64, String, chrono::DateTime<chrono::Utc>, String)>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT id, provider, paused_at, reason FROM provider_pause_log
+             WHERE resumed_at IS NULL ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}
+
 /// Reconcile runs that failed in the last `minutes`.
 pub async fn failed_reconciles(
     pool: &Pool,

@@ -40,6 +40,11 @@ pub async fn aws_config() -> SdkConfig {
 pub struct QueueMessage {
     pub event_id: Uuid,
     pub kind: EventKind,
+    /// The row's send number when this message was sent: a message older than the
+    /// row's latest send is obsolete (a relay re-send or a replay superseded it).
+    /// Absent in messages of earlier versions, which are then always taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i32>,
 }
 
 /// SQS message group of a person key: events about one person apply in order. The key
@@ -70,8 +75,12 @@ impl EventQueue {
         person_key: &str,
         seq: i32,
     ) -> Result<(), QueueError> {
-        let body =
-            serde_json::to_string(&QueueMessage { event_id, kind }).expect("message serialises");
+        let body = serde_json::to_string(&QueueMessage {
+            event_id,
+            kind,
+            seq: Some(seq),
+        })
+        .expect("message serialises");
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -107,6 +116,88 @@ impl EventQueue {
             n(A::ApproximateNumberOfMessages),
             n(A::ApproximateNumberOfMessagesNotVisible),
         ))
+    }
+}
+
+/// What the relay reads of a queue to tell that messages were lost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueState {
+    /// When the queue was created (seconds since the epoch): a queue deleted and
+    /// recreated under the same URL has lost every message sent to the old one.
+    pub created_timestamp: Option<f64>,
+    /// Visible, in flight and delayed messages.
+    pub messages: i64,
+}
+
+/// A message taken off a queue (the relay drains dead letters).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: Option<String>,
+    pub receipt_handle: Option<String>,
+}
+
+impl EventQueue {
+    pub async fn state(&self) -> Result<QueueState, QueueError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(A::CreatedTimestamp)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |a: A| {
+            attrs
+                .get(&a)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueState {
+            created_timestamp: attrs
+                .get(&A::CreatedTimestamp)
+                .and_then(|v| v.parse::<f64>().ok()),
+            messages: n(A::ApproximateNumberOfMessages)
+                + n(A::ApproximateNumberOfMessagesNotVisible)
+                + n(A::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// Up to 10 messages, hidden for `visibility` while the caller deals with them.
+    pub async fn receive(&self, visibility: Duration) -> Result<Vec<Received>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_seconds(visibility))
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Received {
+                body: m.body,
+                receipt_handle: m.receipt_handle,
+            })
+            .collect())
+    }
+
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
     }
 }
 

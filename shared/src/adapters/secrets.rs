@@ -12,16 +12,23 @@ pub enum SecretError {
     NotJsonObject(String),
 }
 
+/// How long a cold start waits for the secret: part of the first request's time
+/// budget (`ingest::INGEST_DEADLINE`), so a slow read ends as the provider's retry
+/// status, not as a function timeout that API Gateway would answer 5xx.
+pub const SECRET_READ_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn load_json_secret(
     config: &SdkConfig,
     secret_id: &str,
 ) -> Result<HashMap<String, String>, SecretError> {
     let client = aws_sdk_secretsmanager::Client::new(config);
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
+    let read = client.get_secret_value().secret_id(secret_id).send();
+    let out = tokio::time::timeout(SECRET_READ_BUDGET, read)
         .await
+        .map_err(|_| SecretError::Read {
+            id: secret_id.to_string(),
+            reason: format!("no answer within {SECRET_READ_BUDGET:?}"),
+        })?
         .map_err(|e| SecretError::Read {
             id: secret_id.to_string(),
             reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),

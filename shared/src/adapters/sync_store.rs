@@ -512,11 +512,54 @@ pub async fn save_call_message(
     let client = pool.get().await?;
     client
         .execute(
-            "UPDATE call_notes SET ghl_message_id = $2, updated_at = now() WHERE aloware_call_id = $1",
+            "UPDATE call_notes SET ghl_message_id = $2, message_creating_event = NULL,
+                 message_creating_since = NULL, updated_at = now() WHERE aloware_call_id = $1",
             &[&call_id, &message_id],
         )
         .await?;
     Ok(())
+}
+
+/// The outcome of asking to record a call in its GHL conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallMessageIntent {
+    /// This event may write it; `resumed`: an earlier attempt (this event's, or one
+    /// whose intent expired) may already have.
+    Mine { resumed: bool },
+    /// Another event of the call is writing it now.
+    Held,
+    /// It exists.
+    Written(String),
+}
+
+/// Take (or resume) the intent to record call `call_id` in the conversation, as for
+/// its note: racing events of the call serialise on its row.
+pub async fn take_call_message_intent(
+    pool: &Pool,
+    call_id: &str,
+    event_id: Uuid,
+    lease: Duration,
+) -> Result<CallMessageIntent, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE call_notes SET message_creating_event = $2,
+                 message_creating_since = CASE WHEN message_creating_event = $2
+                     THEN message_creating_since ELSE now() END
+             WHERE aloware_call_id = $1 AND ghl_message_id IS NULL
+               AND (message_creating_event IS NULL OR message_creating_event = $2
+                    OR message_creating_since < now() - make_interval(secs => $3))
+             RETURNING (SELECT message_creating_event IS NOT NULL FROM call_notes WHERE aloware_call_id = $1)",
+            &[&call_id, &event_id, &lease.as_secs_f64()],
+        )
+        .await?;
+    if let Some(r) = row {
+        return Ok(CallMessageIntent::Mine { resumed: r.get(0) });
+    }
+    Ok(match call_message(pool, call_id).await? {
+        Some(id) => CallMessageIntent::Written(id),
+        None => CallMessageIntent::Held,
+    })
 }
 
 pub async fn call_message(pool: &Pool, call_id: &str) -> Result<Option<String>, DbError> {

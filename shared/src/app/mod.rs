@@ -11,6 +11,7 @@ use crate::ingest::Ingest;
 use crate::lambda::config::queue_setting;
 use crate::lambda::{ConfigError, Settings};
 use crate::ops::jobs::{self, RunOnceJob};
+use crate::pipeline::relay::{Probes, Relay};
 use crate::pipeline::{Consumer, Timing};
 use crate::providers::texting_api::TextingClient;
 use crate::sync::broadcast::{AppointmentLink, BroadcastRouter};
@@ -48,7 +49,8 @@ pub async fn texting_consumer(s: &Settings) -> Result<Consumer<TextingRouter>, C
         s.require("TEXTING_API_KEY")?,
         deps.pool.clone(),
         &deps.default_country,
-    );
+    )
+    .with_pauses(deps.pauses.clone());
     let replies = Replies {
         help: s.get("TEXTING_HELP_REPLY").map(str::to_string),
         stop_confirmation: s.get("TEXTING_STOP_CONFIRMATION").map(str::to_string),
@@ -86,6 +88,37 @@ pub async fn broadcast_consumer(s: &Settings) -> Result<Consumer<BroadcastRouter
         },
         timing: Timing::from_settings(s)?,
     })
+}
+
+/// `sweep-pending`: the relay of every inbox, with the probes of paused providers
+/// (each provider's client only where its credential is configured).
+pub async fn relay(s: &Settings) -> Result<Relay, ConfigError> {
+    let kinds = [EventKind::Webhook, EventKind::Texting, EventKind::Broadcast];
+    let mut relay = Relay::from_settings(s, &kinds).await?;
+    let pool = relay.pool.clone();
+    let texting = match (s.get("TEXTING_BASE_URL"), s.get("TEXTING_API_KEY")) {
+        (Some(base), Some(key)) => Some(TextingClient::new(
+            crate::providers::http_client(),
+            base,
+            key,
+            pool.clone(),
+            &s.default_country(),
+        )),
+        _ => None,
+    };
+    relay.probes = Some(Probes {
+        pauses: crate::sync::provider_pauses(s, &pool)?,
+        ghl: s
+            .get("GHL_API_KEY")
+            .map(|_| crate::sync::ghl_client(s, &pool))
+            .transpose()?,
+        aloware: s
+            .get("ALOWARE_API_TOKEN")
+            .map(|_| crate::sync::aloware_client(s, &pool))
+            .transpose()?,
+        texting,
+    });
+    Ok(relay)
 }
 
 /// `jobs-run-once`: the webhook inbox's consumer, run inside the call.

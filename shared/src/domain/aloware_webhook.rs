@@ -56,6 +56,7 @@ pub fn classify(
     let dedupe_key = dedupe_key(entity_type, &event, entity_id.as_deref(), &body, raw);
     let classified = Classified {
         person: person(entity_type, entity_id.as_deref(), &body, default_country),
+        occurred_at: super::sms::parse_time(text(body.get("updated_at"))),
         event_type: event,
         entity_type,
         entity_id,
@@ -80,6 +81,7 @@ pub fn unclassifiable(payload: &Value, raw: &[u8]) -> (Classified, DedupeKey) {
         entity_id: None,
         person: PersonRef::default(),
         location_id: None,
+        occurred_at: None,
     };
     (classified, dedupe::aloware_body("unknown", None, raw))
 }

@@ -92,6 +92,7 @@ pub fn classified(broadcast_id: &str, event_type: &str) -> Classified {
         entity_id: Some(broadcast_id.to_string()),
         person: PersonRef::default(),
         location_id: None,
+        occurred_at: None,
     }
 }
 

@@ -132,6 +132,10 @@ pub struct Classified {
     pub entity_id: Option<String>,
     pub person: PersonRef,
     pub location_id: Option<String>,
+    /// When the provider says the change happened (GHL `timestamp` / `dateUpdated`,
+    /// Aloware `updated_at`, the texting message's time): the high-water mark orders an
+    /// entity's events by it, our receive time only breaking ties (SPEC §5).
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Classified {
@@ -202,6 +206,7 @@ mod tests {
             entity_id: Some("n1".into()),
             person: PersonRef::default(),
             location_id: None,
+            occurred_at: None,
         };
         assert_eq!(c.fallback_person_key(Source::Ghl), "ghl:note:n1");
     }

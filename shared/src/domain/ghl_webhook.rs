@@ -97,6 +97,7 @@ pub fn classify(
     let classified = Classified {
         person: person(entity_type, payload, default_country),
         location_id: location_id(payload),
+        occurred_at: provider_time(payload),
         event_type,
         entity_type,
         entity_id,
@@ -134,6 +135,7 @@ pub fn classify_workflow(
             .get("location")
             .and_then(|l| id_str(l.get("id")))
             .or_else(|| location_id(payload)),
+        occurred_at: None,
         // "Tag added/removed" automations carry the contact's tags: list sync input.
         entity_type: if event_type.contains("Tag") {
             EntityType::Tag
@@ -257,6 +259,16 @@ pub fn timestamp(payload: &Value) -> Option<Option<DateTime<Utc>>> {
             }
         }),
         _ => None,
+    })
+}
+
+/// When GHL says the change happened: the delivery's `timestamp`, else the entity's
+/// `dateUpdated` (API contact objects carry it; webhook examples do not).
+pub fn provider_time(payload: &Value) -> Option<DateTime<Utc>> {
+    timestamp(payload).flatten().or_else(|| {
+        text(payload.get("dateUpdated"))
+            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+            .map(|t| t.with_timezone(&Utc))
     })
 }
 

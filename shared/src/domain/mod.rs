@@ -2,6 +2,7 @@
 pub mod aloware_webhook;
 pub mod broadcast;
 pub mod call;
+pub mod chain;
 pub mod contact;
 pub mod dedupe;
 pub mod event;

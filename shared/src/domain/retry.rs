@@ -28,8 +28,13 @@ pub enum FailureClass {
     /// May succeed later (network, 408, 5xx, lost database connection, waiting for
     /// a related event); `at_least` is the provider's own minimum wait (GHL's interval).
     Retryable { at_least: Option<Duration> },
-    /// The provider refused our credential (401/403): retryable with a long delay.
+    /// The provider refused our credential (401/403) and no pause holds the work:
+    /// retried after a long delay, never counted (a rotated token is not the event's
+    /// fault).
     Credential,
+    /// The provider is paused (it refused our credential): the work waits for the
+    /// pause to end, in order, spending nothing.
+    Paused { provider: &'static str },
     /// A rate limit refused the work (our own budget, or the provider's 429): nothing
     /// was applied and the event is not at fault. Retried after `after`, and the
     /// attempt is given back.
@@ -49,6 +54,9 @@ pub enum Verdict {
     RetryAfter(Duration),
     /// Due again after `delay`, and this attempt does not count.
     RetryUncounted(Duration),
+    /// Held by the pause of `provider`: this attempt does not count, and the row waits
+    /// (its message acknowledged) until the pause ends.
+    Hold { provider: &'static str },
     /// Status `failed`: the budget is spent or retrying cannot help.
     GiveUp { exhausted: bool },
 }
@@ -67,8 +75,9 @@ impl RetryPolicy {
             FailureClass::Throttled { after } | FailureClass::Unavailable { after } => {
                 Verdict::RetryUncounted(after)
             }
+            FailureClass::Paused { provider } => Verdict::Hold { provider },
+            FailureClass::Credential => Verdict::RetryUncounted(self.credential_delay),
             _ if attempt >= MAX_ATTEMPTS => Verdict::GiveUp { exhausted: true },
-            FailureClass::Credential => Verdict::RetryAfter(self.credential_delay),
             FailureClass::Retryable { at_least } => {
                 Verdict::RetryAfter(backoff(self.base, attempt).max(at_least.unwrap_or_default()))
             }
@@ -109,8 +118,13 @@ mod tests {
             Verdict::GiveUp { exhausted: false }
         );
         assert_eq!(
-            policy.verdict(FailureClass::Credential, 2),
-            Verdict::RetryAfter(CREDENTIAL_RETRY_DELAY)
+            policy.verdict(FailureClass::Credential, MAX_ATTEMPTS),
+            Verdict::RetryUncounted(CREDENTIAL_RETRY_DELAY),
+            "a rejected credential never spends the budget"
+        );
+        assert_eq!(
+            policy.verdict(FailureClass::Paused { provider: "ghl" }, MAX_ATTEMPTS),
+            Verdict::Hold { provider: "ghl" }
         );
         let rate_limited = FailureClass::Retryable {
             at_least: Some(Duration::from_secs(60)),

@@ -137,6 +137,7 @@ pub fn classify(
             ..Default::default()
         },
         location_id: None,
+        occurred_at: super::sms::parse_time(message.timestamp.as_deref()),
     };
     Ok(TextingWebhook {
         classified,

@@ -20,15 +20,25 @@ use lambda_http::{
 };
 use serde_json::{json, Value};
 
-use crate::adapters::db::DbError;
+use crate::adapters::db::{self, DbError};
 use crate::adapters::event_store::{self, NewEvent, Stored, ToEnqueue};
 use crate::adapters::queue::EventQueue;
 use crate::domain::{Classified, EventKind};
-use crate::lambda::http::{body_bytes, error_response, json_response, MAX_BODY_BYTES};
+use crate::lambda::http::{body_bytes, error_response, json_response, Arrival, MAX_BODY_BYTES};
+use tokio::time::Instant;
 
-/// Time allowed for storing a webhook. The ingest functions' timeout is 15 s
-/// (template.yaml); this budget plus the queue send's own 5 s deadline fit inside it.
+/// Time allowed for storing a webhook, when the request has it to spare.
 pub const STORE_BUDGET: Duration = Duration::from_secs(6);
+/// Everything a webhook's answer must fit in, counted from its arrival (a cold start's
+/// secret read included): the ingest functions' timeout is 15 s (template.yaml), and an
+/// answer we do not give in time is a 5xx from API Gateway, which GHL never retries.
+pub const INGEST_DEADLINE: Duration = Duration::from_secs(12);
+/// The queue send after a store (inside the SDK's own 5 s operation deadline).
+pub const SEND_BUDGET: Duration = Duration::from_secs(4);
+/// Marking a row unqueued after a failed send.
+pub const MARK_BUDGET: Duration = Duration::from_secs(1);
+/// Below this, a store is not even tried: the retry status goes out at once.
+const MIN_STORE_TIME: Duration = Duration::from_millis(300);
 
 /// What an ingest function builds once per cold start.
 #[derive(Clone)]
@@ -139,32 +149,50 @@ pub fn unavailable(store_failure_status: StatusCode) -> Response<Body> {
 }
 
 impl Ingest {
+    /// When the answer to a request that arrived at `arrival` must be out.
+    pub(crate) fn deadline(arrival: Arrival) -> Instant {
+        arrival.at + INGEST_DEADLINE
+    }
+
     /// Store a delivery, enqueue what needs a message, and answer the provider.
     pub(crate) async fn store_and_acknowledge(
         &self,
         new: NewEvent<'_>,
         store_failure_status: StatusCode,
+        arrival: Arrival,
     ) -> Response<Body> {
-        let stored = self
-            .bounded(event_store::insert(&self.pool, self.kind, &new))
-            .await;
+        let deadline = Self::deadline(arrival);
+        let stored = match self.store_connection(deadline).await {
+            Ok(held) => {
+                let insert = event_store::insert_on(held.client(), self.kind, &new);
+                let outcome = tokio::time::timeout(held.left(), insert).await;
+                held.settle(outcome)
+            }
+            Err(e) => Err(e),
+        };
         self.acknowledge(
             new.source.as_str(),
             new.classified,
             stored,
             store_failure_status,
+            deadline,
         )
         .await
     }
 
-    /// A store bounded by the store budget (a hung statement counts as a failure).
-    pub(crate) async fn bounded(
-        &self,
-        store: impl std::future::Future<Output = Result<Stored, DbError>>,
-    ) -> Result<Stored, DbError> {
-        tokio::time::timeout(self.store_budget, store)
-            .await
-            .unwrap_or(Err(DbError::Timeout))
+    /// A connection for the store, held for the store budget clamped so that the queue
+    /// send and the unqueued mark still fit before `deadline`. A store that does not
+    /// finish in it counts as a failure, and its connection is discarded (`db::Held`).
+    pub(crate) async fn store_connection(&self, deadline: Instant) -> Result<db::Held, DbError> {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(SEND_BUDGET + MARK_BUDGET);
+        let budget = self.store_budget.min(left);
+        if budget < MIN_STORE_TIME {
+            // The cold start took the time: answer the retry status while we still can.
+            return Err(DbError::Timeout);
+        }
+        db::hold(&self.pool, budget).await
     }
 
     /// Enqueue what the store asks for and answer the provider.
@@ -174,6 +202,7 @@ impl Ingest {
         c: &Classified,
         stored: Result<Stored, DbError>,
         store_failure_status: StatusCode,
+        deadline: Instant,
     ) -> Response<Body> {
         let stored = match stored {
             Ok(stored) => stored,
@@ -191,7 +220,7 @@ impl Ingest {
                 id,
                 enqueue: Some(message),
             } => {
-                let queued = self.enqueue(&message).await;
+                let queued = self.enqueue_before(&message, deadline).await;
                 tracing::info!(
                     source,
                     event_id = %id,
@@ -214,7 +243,7 @@ impl Ingest {
             }
             Stored::Duplicate { id, requeue } => {
                 let requeued = match &requeue {
-                    Some(message) => self.enqueue(message).await,
+                    Some(message) => self.enqueue_before(message, deadline).await,
                     None => false,
                 };
                 tracing::info!(source, event_id = %id, event_type = %c.event_type, requeued, "duplicate webhook");
@@ -223,23 +252,37 @@ impl Ingest {
         }
     }
 
-    /// Send the row's message; a failed send leaves the row marked unqueued for the
-    /// relay (best effort: if even that fails, the relay finds the send time stale).
-    pub(crate) async fn enqueue(&self, m: &ToEnqueue) -> bool {
-        match self.queue.send(m.id, self.kind, &m.person_key, m.seq).await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(event_id = %m.id, error = %err, "enqueue failed; the relay will send it");
-                let mark = event_store::mark_unqueued(&self.pool, self.kind, m.id);
-                if let Ok(Err(e)) | Err(e) = tokio::time::timeout(Duration::from_secs(2), mark)
-                    .await
-                    .map_err(|_| DbError::Timeout)
-                {
-                    tracing::warn!(event_id = %m.id, error = %e, "could not mark the row unqueued");
-                }
-                false
-            }
+    /// Send the row's message outside any request's budget (jobs, routers).
+    pub async fn enqueue(&self, m: &ToEnqueue) -> bool {
+        self.enqueue_before(m, Instant::now() + SEND_BUDGET + MARK_BUDGET)
+            .await
+    }
+
+    /// Send the row's message before `deadline`; a failed (or unfinished) send leaves
+    /// the row marked unqueued for the relay (best effort: if even that fails, the relay
+    /// finds the send time stale).
+    pub(crate) async fn enqueue_before(&self, m: &ToEnqueue, deadline: Instant) -> bool {
+        let left = |reserve: Duration| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(reserve)
+        };
+        let send = self.queue.send(m.id, self.kind, &m.person_key, m.seq);
+        let sent = match tokio::time::timeout(SEND_BUDGET.min(left(MARK_BUDGET)), send).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "no answer within the send budget".to_string(),
+        };
+        tracing::warn!(event_id = %m.id, error = %sent, "enqueue failed; the relay will send it");
+        let mark = event_store::mark_unqueued(&self.pool, self.kind, m.id);
+        if let Ok(Err(e)) | Err(e) =
+            tokio::time::timeout(MARK_BUDGET.min(left(Duration::ZERO)), mark)
+                .await
+                .map_err(|_| DbError::Timeout)
+        {
+            tracing::warn!(event_id = %m.id, error = %e, "could not mark the row unqueued");
         }
+        false
     }
 }
 

@@ -12,7 +12,7 @@ use crate::auth::{basic_auth_matches, bearer_matches};
 use crate::domain::aloware_webhook::{classify, unclassifiable, AlowareWebhook};
 use crate::domain::event_filter::EventFilter;
 use crate::domain::Source;
-use crate::lambda::http::{header, json_response};
+use crate::lambda::http::{header, json_response, Arrival};
 use crate::lambda::{ConfigError, Settings};
 
 /// How Aloware webhooks prove themselves, and which events are kept.
@@ -58,6 +58,7 @@ async fn accept(
     auth: &AlowareWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
+    let arrival = Arrival::of(req);
     let body = raw_body(req)?;
     if !auth.authorised(header(req, "authorization")) {
         return Err(Rejection::unauthorized("missing or wrong credentials"));
@@ -98,9 +99,10 @@ async fn accept(
         dedupe: &dedupe_key,
         texting: None,
         quarantine: problem.as_deref(),
+        received_at: Some(arrival.wall),
     };
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

@@ -9,7 +9,7 @@ use super::{parse_json, raw_body, Ingest, Rejection};
 use crate::adapters::broadcast_store::{self, NewBroadcastEvent};
 use crate::auth::broadcast_signature::{self, BroadcastProof};
 use crate::domain::broadcast::classify;
-use crate::lambda::http::header;
+use crate::lambda::http::{header, Arrival};
 use crate::lambda::{ConfigError, Settings};
 
 pub const STORE_FAILURE_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
@@ -48,6 +48,7 @@ async fn accept(
     cfg: &BroadcastWebhookConfig,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
+    let arrival = Arrival::of(req);
     let body = raw_body(req)?;
     let proof = BroadcastProof {
         signature: header(req, "x-broadcast-signature").or_else(|| header(req, "x-signature")),
@@ -67,10 +68,16 @@ async fn accept(
         quarantine: webhook.quarantine.as_deref(),
         settle: cfg.settle,
     };
-    let stored = ingest
-        .bounded(broadcast_store::insert(&ingest.pool, &new))
-        .await;
+    let deadline = Ingest::deadline(arrival);
+    let stored = match ingest.store_connection(deadline).await {
+        Ok(held) => {
+            let insert = broadcast_store::insert_on(held.client(), &new);
+            let outcome = tokio::time::timeout(held.left(), insert).await;
+            held.settle(outcome)
+        }
+        Err(e) => Err(e),
+    };
     Ok(ingest
-        .acknowledge("verity", c, stored, STORE_FAILURE_STATUS)
+        .acknowledge("verity", c, stored, STORE_FAILURE_STATUS, deadline)
         .await)
 }

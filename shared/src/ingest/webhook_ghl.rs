@@ -13,7 +13,7 @@ use crate::domain::ghl_webhook::{
     classify, classify_workflow, is_fresh, timestamp, REPLAY_WINDOW_SECONDS,
 };
 use crate::domain::Source;
-use crate::lambda::http::header;
+use crate::lambda::http::{header, Arrival};
 use crate::lambda::{ConfigError, Settings};
 
 /// How GHL webhooks prove themselves: GHL's signing keys and the workflow secret.
@@ -109,6 +109,7 @@ async fn accept(
     cfg: &GhlWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
+    let arrival = Arrival::of(req);
     let body = raw_body(req)?;
     let auth = authenticate(cfg, req, body)?;
     let (payload, text) = parse_json(body)?;
@@ -128,9 +129,10 @@ async fn accept(
         dedupe: &webhook.dedupe_key,
         texting: None,
         quarantine: None,
+        received_at: Some(arrival.wall),
     };
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

@@ -8,7 +8,7 @@ use crate::adapters::event_store::NewEvent;
 use crate::auth::secret_eq;
 use crate::domain::texting_webhook::classify;
 use crate::domain::Source;
-use crate::lambda::http::header;
+use crate::lambda::http::{header, Arrival};
 use crate::lambda::{ConfigError, Settings};
 
 /// How texting-system webhooks prove themselves.
@@ -37,6 +37,7 @@ async fn accept(
     cfg: &TextingWebhookAuth,
     req: &Request,
 ) -> Result<Response<Body>, Rejection> {
+    let arrival = Arrival::of(req);
     let body = raw_body(req)?;
     let given = header(req, "x-texting-secret");
     if !given.is_some_and(|s| secret_eq(s.as_bytes(), cfg.secret.as_bytes())) {
@@ -52,9 +53,10 @@ async fn accept(
         dedupe: &webhook.dedupe_key,
         texting: Some(&webhook.message),
         quarantine: None,
+        received_at: Some(arrival.wall),
     };
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS)
+        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

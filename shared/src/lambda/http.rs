@@ -25,6 +25,31 @@ pub fn error_response(
     )
 }
 
+/// When a request reached the function (set before a cold start builds its context):
+/// the ingest's time budget and the stored `received_at` count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub at: tokio::time::Instant,
+    pub wall: chrono::DateTime<chrono::Utc>,
+}
+
+impl Arrival {
+    pub fn now() -> Self {
+        Arrival {
+            at: tokio::time::Instant::now(),
+            wall: chrono::Utc::now(),
+        }
+    }
+
+    /// The request's arrival, or now when nothing recorded it (tests, tools).
+    pub fn of(req: &Request) -> Self {
+        req.extensions()
+            .get::<Arrival>()
+            .copied()
+            .unwrap_or_else(Arrival::now)
+    }
+}
+
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }

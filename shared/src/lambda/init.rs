@@ -43,7 +43,7 @@ pub async fn respond<T, Build, BuildFut, Handle, HandleFut>(
     failure: StatusCode,
     build: &Build,
     handle: &Handle,
-    req: Request,
+    mut req: Request,
 ) -> Response<Body>
 where
     Build: Fn() -> BuildFut,
@@ -51,6 +51,10 @@ where
     Handle: Fn(&'static T, Request) -> HandleFut,
     HandleFut: Future<Output = Response<Body>>,
 {
+    // Before the cold start's work: the request's time budget includes it.
+    if req.extensions().get::<super::http::Arrival>().is_none() {
+        req.extensions_mut().insert(super::http::Arrival::now());
+    }
     // Boxed: a context's construction (secret read, SDK clients) is a deep future.
     match cell.get_or_try_init(|| Box::pin(build())).await {
         Ok(ctx) => handle(ctx, req).await,

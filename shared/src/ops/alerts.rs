@@ -31,7 +31,13 @@ pub struct Alert {
     pub details: Value,
     /// Where an operator looks first.
     pub look_at: Vec<String>,
+    /// Sent at most once per this many minutes.
+    #[serde(skip)]
+    pub window_minutes: i32,
 }
+
+/// An alert about one occurrence (a pause) is sent once, however long it lasts.
+const ONCE: i32 = 10 * 365 * 24 * 60;
 
 pub struct Alerts {
     pub pool: Pool,
@@ -95,6 +101,7 @@ impl Alerts {
                     summary: format!("{n} {} event(s) gave up in the last hour", kind.as_str()),
                     details: json!({"count": n, "eventIds": ids}),
                     look_at: vec![self.link(list)],
+                    window_minutes: ALERT_WINDOW_MINUTES,
                 });
             }
             if let Some(age) = ops_store::oldest_waiting_seconds(&self.pool, kind).await? {
@@ -110,6 +117,7 @@ impl Alerts {
                         ),
                         details: json!({"oldestWaitingSeconds": age.round()}),
                         look_at: vec![self.link("/api/admin/stats")],
+                        window_minutes: ALERT_WINDOW_MINUTES,
                     });
                 }
             }
@@ -125,8 +133,24 @@ impl Alerts {
                 ),
                 details: json!({"errors": errors, "attempts": all, "limit": self.error_rate}),
                 look_at: vec![self.link("/api/admin/events?status=error")],
+                window_minutes: ALERT_WINDOW_MINUTES,
             });
         }
+        // One alert per pause: its work waits (no attempt spent) until a probe finds
+        // the credential accepted again.
+        for (id, provider, since, reason) in ops_store::open_pauses(&self.pool).await? {
+            out.push(Alert {
+                key: format!("provider_paused:{provider}:{id}"),
+                severity: "critical",
+                summary: format!(
+                    "{provider} refused our credential: its work is paused since {since} (nothing is lost or spent); replace the token in the config secret and it resumes within a minute"
+                ),
+                details: json!({"provider": provider, "pausedAt": since, "reason": reason}),
+                look_at: vec![self.link("/api/admin/stats")],
+                window_minutes: ONCE,
+            });
+        }
+        // Without a pause (a function that pauses nothing) a rejection still alerts.
         let rejected = ops_store::credential_rejections(&self.pool, RATE_WINDOW_MINUTES).await?;
         if rejected > 0 {
             out.push(Alert {
@@ -137,6 +161,7 @@ impl Alerts {
                 ),
                 details: json!({"rejections": rejected}),
                 look_at: vec![self.link("/api/admin/events?status=error")],
+                window_minutes: ALERT_WINDOW_MINUTES,
             });
         }
         let failed_runs = ops_store::failed_reconciles(&self.pool, ALERT_WINDOW_MINUTES).await?;
@@ -147,6 +172,7 @@ impl Alerts {
                 summary: "a reconcile-contacts run failed".into(),
                 details: json!({"runId": id, "error": error, "failedRuns": failed_runs.len()}),
                 look_at: vec![self.link("/api/admin/stats")],
+                window_minutes: ALERT_WINDOW_MINUTES,
             });
         }
         for (name, queue) in &self.dead_letter_queues {
@@ -161,6 +187,7 @@ impl Alerts {
                         ),
                         details: json!({"messages": visible + in_flight}),
                         look_at: vec![self.link("/api/admin/stats")],
+                        window_minutes: ALERT_WINDOW_MINUTES,
                     });
                 }
             }
@@ -180,7 +207,7 @@ impl Alerts {
             let body = json!({"alert": alert.key, "severity": alert.severity, "summary": alert.summary,
                 "details": alert.details, "lookAt": alert.look_at, "at": chrono::Utc::now(),
                 "service": "df-middleware"});
-            if !ops_store::claim_alert(&self.pool, &alert.key, &body, ALERT_WINDOW_MINUTES).await? {
+            if !ops_store::claim_alert(&self.pool, &alert.key, &body, alert.window_minutes).await? {
                 report.suppressed.push(alert.key);
                 continue;
             }

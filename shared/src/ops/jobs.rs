@@ -58,12 +58,12 @@ async fn enqueue(ctx: &EnqueueJob, req: &Request) -> Result<Value, Refusal> {
         .enqueue_due(ctx.kind, ctx.batch_size)
         .await
         .ok_or_else(Refusal::store_unavailable)?;
-    if report.pending < 0 {
+    if report.waiting < 0 {
         return Err(Refusal::store_unavailable());
     }
     Ok(
-        json!({"enqueued": report.resent, "sendFailures": report.send_failures,
-        "totalPending": report.pending}),
+        json!({"enqueued": report.enqueued, "sendFailures": report.send_failures,
+        "totalPending": report.waiting, "skipped": report.skipped}),
     )
 }
 

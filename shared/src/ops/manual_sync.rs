@@ -79,6 +79,7 @@ async fn contacts(ctx: &ManualSync, req: &Request) -> Result<Value, Refusal> {
             ..Default::default()
         },
         location_id: None,
+        occurred_at: None,
     };
     store_job(ctx, &classified, &payload).await
 }
@@ -114,6 +115,7 @@ async fn lists(ctx: &ManualSync, req: &Request) -> Result<Value, Refusal> {
         entity_id: Some(tag),
         person: PersonRef::default(),
         location_id: None,
+        occurred_at: None,
     };
     store_job(ctx, &classified, &payload).await
 }
@@ -133,6 +135,7 @@ async fn store_job(
         dedupe: &dedupe,
         texting: None,
         quarantine: None,
+        received_at: None,
     };
     let stored = event_store::insert(ctx.pool(), EventKind::Webhook, &new)
         .await

@@ -36,6 +36,35 @@ use crate::lambda::{ConfigError, Settings};
 pub const CLAIM_LEASE: Duration = Duration::from_secs(300);
 /// Time kept back from the deadline to record an outcome.
 const FINISH_RESERVE: Duration = Duration::from_secs(3);
+/// A claim or a finish that takes longer is abandoned and its connection discarded
+/// (`db::Held`): a database that hangs must not run the invocation into its timeout.
+const BOOKKEEPING_BUDGET: Duration = Duration::from_secs(10);
+
+/// Claim the row on a connection that is discarded if the claim overruns its budget.
+async fn bounded_claim(
+    pool: &Pool,
+    kind: EventKind,
+    id: uuid::Uuid,
+    seq: Option<i32>,
+) -> Result<Result<EventRow, Unclaimed>, crate::adapters::db::DbError> {
+    let held = crate::adapters::db::hold(pool, BOOKKEEPING_BUDGET).await?;
+    let claim = event_store::claim_on(held.client(), kind, id, CLAIM_LEASE, seq);
+    let outcome = tokio::time::timeout(held.left(), claim).await;
+    held.settle(outcome)
+}
+
+/// Record an attempt's outcome, likewise bounded.
+async fn bounded_finish(
+    pool: &Pool,
+    event: &EventRow,
+    how: &Finish,
+    log: &SyncLog<'_>,
+) -> Result<bool, crate::adapters::db::DbError> {
+    let held = crate::adapters::db::hold(pool, BOOKKEEPING_BUDGET).await?;
+    let finish = event_store::finish_on(held.client(), event, how, log);
+    let outcome = tokio::time::timeout(held.left(), finish).await;
+    held.settle(outcome)
+}
 
 /// What turns a claimed event into an outcome.
 pub trait Router: Send + Sync {
@@ -182,7 +211,7 @@ impl<R: Router> Consumer<R> {
                     report.out_of_time = report.processed < limit;
                     return report;
                 }
-                let event = match event_store::claim(&self.pool, self.kind, id, CLAIM_LEASE).await {
+                let event = match bounded_claim(&self.pool, self.kind, id, None).await {
                     Ok(Ok(event)) => event,
                     Ok(Err(_)) => continue,
                     Err(e) => {
@@ -227,11 +256,28 @@ impl<R: Router> Consumer<R> {
             );
             return Ok(());
         }
-        let claimed =
-            event_store::claim(&self.pool, self.kind, message.event_id, CLAIM_LEASE).await;
+        let claimed = bounded_claim(&self.pool, self.kind, message.event_id, message.seq).await;
         let event = match claimed {
             Ok(Ok(event)) => event,
-            Ok(Err(Unclaimed::Finished | Unclaimed::Unknown)) => return Ok(()),
+            Ok(Err(Unclaimed::Finished | Unclaimed::Unknown | Unclaimed::Obsolete)) => {
+                return Ok(())
+            }
+            Ok(Err(Unclaimed::Blocked)) => {
+                // Dropped, the row unqueued: the relay re-sends the person's chain in
+                // order (hiding it would block the group the older row waits behind).
+                tracing::info!(event_id = %message.event_id, "message out of its person's order; the relay re-sends it after the older event");
+                if let Err(e) = event_store::mark_out_of_line(
+                    &self.pool,
+                    self.kind,
+                    message.event_id,
+                    message.seq,
+                )
+                .await
+                {
+                    tracing::warn!(event_id = %message.event_id, error = %e, "could not mark the row unqueued; the relay finds it stale");
+                }
+                return Ok(());
+            }
             Ok(Err(Unclaimed::Busy { retry_in })) => {
                 tracing::info!(event_id = %message.event_id, "event is being processed elsewhere; retrying after its claim's lease");
                 return Err(Requeue { after: retry_in });
@@ -286,7 +332,7 @@ impl<R: Router> Consumer<R> {
             started_at: started,
             ..log
         };
-        match event_store::finish(&self.pool, event, &finish, &log).await {
+        match bounded_finish(&self.pool, event, &finish, &log).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(event_id = %event.id, "claim was taken over meanwhile; its new owner records the outcome");
@@ -386,6 +432,7 @@ impl<R: Router> Consumer<R> {
                     retry_in: *retry_in,
                     step_aside: false,
                     refund: true,
+                    held_by: None,
                 },
                 log("none", "skipped", None, None, json!({"deferred": reason})),
             ),
@@ -401,6 +448,7 @@ impl<R: Router> Consumer<R> {
                         retry_in,
                         step_aside: e.steps_aside(),
                         refund: false,
+                        held_by: None,
                     },
                     Verdict::RetryUncounted(retry_in) => Finish::Retry {
                         message: format!(
@@ -410,6 +458,16 @@ impl<R: Router> Consumer<R> {
                         retry_in,
                         step_aside: false,
                         refund: true,
+                        held_by: None,
+                    },
+                    // The row gives up its message (the person's later events are held
+                    // by the claim's order rule) and waits for the resume.
+                    Verdict::Hold { provider } => Finish::Retry {
+                        message: format!("{e} (not counted as an attempt)"),
+                        retry_in: crate::adapters::provider_pause::HOLD,
+                        step_aside: true,
+                        refund: true,
+                        held_by: Some(provider),
                     },
                     Verdict::GiveUp { exhausted: true } => Finish::Failed {
                         message: format!(
@@ -458,6 +516,7 @@ fn class_name(class: FailureClass) -> &'static str {
     match class {
         FailureClass::Retryable { .. } => "retryable",
         FailureClass::Credential => "credential",
+        FailureClass::Paused { .. } => "paused",
         FailureClass::Throttled { .. } => "throttled",
         FailureClass::Unavailable { .. } => "database_unavailable",
         FailureClass::Final => "final",

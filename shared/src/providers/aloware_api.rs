@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::error::{Provider, ProviderError};
+use crate::adapters::provider_pause::{Gate, ProviderPauses};
 use crate::adapters::rate_budget::RateBudget;
 
 #[derive(Clone)]
@@ -15,6 +16,7 @@ pub struct AlowareClient {
     base: String,
     token: String,
     budget: Option<RateBudget>,
+    pauses: Option<ProviderPauses>,
 }
 
 /// The bucket key of the account the token belongs to (the token itself is never
@@ -34,7 +36,14 @@ impl AlowareClient {
             base: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             budget: None,
+            pauses: None,
         }
+    }
+
+    /// Pause Aloware's work when it refuses our token, and send nothing while paused.
+    pub fn with_pauses(mut self, pauses: ProviderPauses) -> Self {
+        self.pauses = Some(pauses);
+        self
     }
 
     /// Meter every call through `budget`.
@@ -51,6 +60,11 @@ impl AlowareClient {
         query: &[(&str, &str)],
         body: Option<Map<String, Value>>,
     ) -> Result<(u16, Value), ProviderError> {
+        if let Some(p) = &self.pauses {
+            if let Gate::Paused { since } = p.check(Provider::Aloware.key()).await {
+                return Err(ProviderError::paused(Provider::Aloware, op, since));
+            }
+        }
         if let Some(budget) = &self.budget {
             budget
                 .acquire(&bucket_key(&self.token))
@@ -86,9 +100,25 @@ impl AlowareClient {
             .await
             .map_err(|e| ProviderError::transport(Provider::Aloware, op, e))?;
         if !is_json && (200..300).contains(&status) {
-            return Err(ProviderError::unexpected_body(Provider::Aloware, op, &text));
+            // Aloware answers 200 with an HTML page on paths it does not know, and its
+            // maintenance or CDN pages look alike: not applied, worth retrying.
+            return Err(ProviderError {
+                retryable: true,
+                ..ProviderError::unexpected_body(Provider::Aloware, op, &text)
+            });
         }
         let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let (Some(p), 401 | 403) = (&self.pauses, status) {
+            let err = Self::fail(op, status, &value);
+            if let Err(e) = p.pause(Provider::Aloware.key(), &err.message).await {
+                tracing::warn!(error = %e, "could not record the Aloware pause");
+                return Err(err);
+            }
+            return Err(ProviderError {
+                paused: true,
+                ..err
+            });
+        }
         Ok((status, value))
     }
 

@@ -12,6 +12,17 @@ pub enum Provider {
     Texting,
 }
 
+impl Provider {
+    /// The provider's name in tables and keys (`provider_pauses.provider`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Provider::Ghl => "ghl",
+            Provider::Aloware => "aloware",
+            Provider::Texting => "texting",
+        }
+    }
+}
+
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -39,6 +50,9 @@ pub struct ProviderError {
     /// without spending an attempt (GHL's daily limit would otherwise fail a day's
     /// events after ten tries).
     pub throttled: bool,
+    /// The provider is paused for a rejected credential (this answer paused it, or the
+    /// request was not sent because it already was): the work waits for the resume.
+    pub paused: bool,
 }
 
 /// How long a throttled call waits before its event is tried again.
@@ -60,6 +74,27 @@ impl ProviderError {
             retryable: true,
             retry_after: Some(THROTTLED_RETRY),
             throttled: true,
+            paused: false,
+        }
+    }
+
+    /// Not sent: `provider` is paused since `since` (it refused our credential).
+    pub fn paused(
+        provider: Provider,
+        operation: &'static str,
+        since: impl std::fmt::Display,
+    ) -> Self {
+        ProviderError {
+            provider,
+            operation,
+            status: None,
+            message: format!(
+                "paused since {since}: {provider} refused our credential; resumes when a probe succeeds"
+            ),
+            retryable: true,
+            retry_after: None,
+            throttled: false,
+            paused: true,
         }
     }
 
@@ -81,6 +116,7 @@ impl ProviderError {
             retryable: true,
             retry_after: None,
             throttled: false,
+            paused: false,
         }
     }
 
@@ -106,6 +142,7 @@ impl ProviderError {
             retryable: matches!(status, 401 | 403 | 408 | 429) || status >= 500,
             retry_after: None,
             throttled: status == 429,
+            paused: false,
         }
     }
 
@@ -116,7 +153,11 @@ impl ProviderError {
 
     /// How the event's retry budget treats this failure.
     pub fn class(&self) -> FailureClass {
-        if self.throttled {
+        if self.paused {
+            FailureClass::Paused {
+                provider: self.provider.key(),
+            }
+        } else if self.throttled {
             FailureClass::Throttled {
                 after: self.retry_after.unwrap_or(THROTTLED_RETRY),
             }
@@ -142,6 +183,7 @@ impl ProviderError {
             retryable: false,
             retry_after: None,
             throttled: false,
+            paused: false,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::{Provider, ProviderError};
 use super::segment as path_segment;
+use crate::adapters::provider_pause::{Gate, ProviderPauses};
 use crate::adapters::rate_budget::RateBudget;
 
 const CONTACTS_VERSION: &str = "2021-07-28";
@@ -30,7 +31,12 @@ pub struct GhlClient {
     token: String,
     location_id: String,
     budget: RateBudget,
+    pauses: Option<ProviderPauses>,
 }
+
+/// Operations whose 401/403 is a refusal of that operation, not of our credential:
+/// GHL lets only the conversation provider's own app set a message's status.
+const NOT_A_CREDENTIAL_CHECK: &[&str] = &["update message status"];
 
 /// Where and as whom the GHL API is called.
 pub struct GhlApiConfig {
@@ -47,7 +53,14 @@ impl GhlClient {
             token: cfg.token,
             location_id: cfg.location_id,
             budget,
+            pauses: None,
         }
+    }
+
+    /// Pause GHL's work when it refuses our credential, and send nothing while paused.
+    pub fn with_pauses(mut self, pauses: ProviderPauses) -> Self {
+        self.pauses = Some(pauses);
+        self
     }
 
     pub fn location_id(&self) -> &str {
@@ -84,6 +97,15 @@ impl GhlClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<(u16, String), ProviderError> {
+        let pauses = self
+            .pauses
+            .as_ref()
+            .filter(|_| !NOT_A_CREDENTIAL_CHECK.contains(&op));
+        if let Some(p) = pauses {
+            if let Gate::Paused { since } = p.check(Provider::Ghl.key()).await {
+                return Err(ProviderError::paused(Provider::Ghl, op, since));
+            }
+        }
         let key = self.budget_key();
         self.budget
             .acquire(&key)
@@ -133,6 +155,17 @@ impl GhlClient {
         }
         if let Some(remaining) = remaining {
             let _ = self.budget.observe_remaining(&key, remaining).await;
+        }
+        if let (Some(p), 401 | 403) = (pauses, status) {
+            let err = ProviderError::from_status(Provider::Ghl, op, status, &text);
+            if let Err(e) = p.pause(Provider::Ghl.key(), &err.message).await {
+                tracing::warn!(error = %e, "could not record the GHL pause");
+                return Err(err);
+            }
+            return Err(ProviderError {
+                paused: true,
+                ..err
+            });
         }
         Ok((status, text))
     }

@@ -33,6 +33,7 @@ pub fn segment(
             retryable: false,
             retry_after: None,
             throttled: false,
+            paused: false,
         });
     }
     Ok(utf8_percent_encode(id, SEGMENT).to_string())

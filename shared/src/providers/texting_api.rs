@@ -146,6 +146,13 @@ impl TextingClient {
     pub async fn get(&self, id: &str) -> Result<Option<Value>, ProviderError> {
         self.raw.get(id).await
     }
+
+    /// Pause the texting system's work when it refuses our key, and send nothing
+    /// while paused.
+    pub fn with_pauses(mut self, pauses: crate::adapters::provider_pause::ProviderPauses) -> Self {
+        self.raw.pauses = Some(pauses);
+        self
+    }
 }
 
 /// The HTTP API itself. Private: sends happen only through [`TextingClient::send`].
@@ -158,6 +165,7 @@ mod unguarded {
         http: reqwest::Client,
         base: String,
         api_key: String,
+        pub(super) pauses: Option<crate::adapters::provider_pause::ProviderPauses>,
     }
 
     impl Api {
@@ -166,6 +174,7 @@ mod unguarded {
                 http,
                 base: base_url.trim_end_matches('/').to_string(),
                 api_key: api_key.to_string(),
+                pauses: None,
             }
         }
 
@@ -176,6 +185,12 @@ mod unguarded {
             path: &str,
             body: Option<&Value>,
         ) -> Result<Value, ProviderError> {
+            use crate::adapters::provider_pause::Gate;
+            if let Some(p) = &self.pauses {
+                if let Gate::Paused { since } = p.check(Provider::Texting.key()).await {
+                    return Err(ProviderError::paused(Provider::Texting, op, since));
+                }
+            }
             let mut req = self
                 .http
                 .request(method, format!("{}{path}", self.base))
@@ -193,12 +208,16 @@ mod unguarded {
                 .await
                 .map_err(|e| ProviderError::transport(Provider::Texting, op, e))?;
             if !(200..300).contains(&status) {
-                return Err(ProviderError::from_status(
-                    Provider::Texting,
-                    op,
-                    status,
-                    &text,
-                ));
+                let err = ProviderError::from_status(Provider::Texting, op, status, &text);
+                if let (Some(p), true) = (&self.pauses, err.is_credential()) {
+                    if p.pause(Provider::Texting.key(), &err.message).await.is_ok() {
+                        return Err(ProviderError {
+                            paused: true,
+                            ..err
+                        });
+                    }
+                }
+                return Err(err);
             }
             serde_json::from_str(&text)
                 .map_err(|_| ProviderError::unexpected_body(Provider::Texting, op, &text))

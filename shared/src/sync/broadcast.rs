@@ -157,6 +157,7 @@ impl BroadcastRouter {
                     retryable: true,
                     retry_after: None,
                     throttled: false,
+                    paused: false,
                 }
                 .into()),
             },

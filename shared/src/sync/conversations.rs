@@ -7,7 +7,10 @@ use serde_json::{json, Map, Value};
 
 use super::{SyncDeps, SyncError};
 use crate::adapters::event_store::EventRow;
-use crate::adapters::sync_store;
+use crate::adapters::sync_store::{self, CallMessageIntent};
+
+/// Longer than the consumer's timeout: an attempt still running keeps its intent.
+const MESSAGE_INTENT_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::domain::call::CallFacts;
 use crate::domain::json::text;
 use crate::domain::phone::to_e164;
@@ -85,9 +88,24 @@ pub async fn record_call(
     let Some(provider) = deps.conversation_provider_id.as_deref() else {
         return Ok(CallRecord::Off);
     };
-    if let Some(id) = sync_store::call_message(&deps.pool, &facts.call_id).await? {
-        return Ok(CallRecord::Exists(id));
-    }
+    // The intent before the write, as for the call's note: a retry after a fault (the
+    // answer lost, our database gone after GHL wrote) adopts what it finds.
+    let resumed = match sync_store::take_call_message_intent(
+        &deps.pool,
+        &facts.call_id,
+        event.id,
+        MESSAGE_INTENT_LEASE,
+    )
+    .await?
+    {
+        CallMessageIntent::Written(id) => return Ok(CallRecord::Exists(id)),
+        CallMessageIntent::Held => {
+            return Err(SyncError::Waiting(
+                "another event is recording this call in the conversation".into(),
+            ))
+        }
+        CallMessageIntent::Mine { resumed } => resumed,
+    };
     let phone = |v: Option<&Value>| text(v).and_then(|p| to_e164(p, &deps.default_country));
     let Some(lead) =
         phone(body.get("lead_number")).or_else(|| phone(body.pointer("/contact/phone_number")))
@@ -117,7 +135,7 @@ pub async fn record_call(
         .and_then(|t| parse_time(Some(t.trim_end_matches(" UTC"))));
     let conversation_id = conversation_for(deps, ghl_id).await?;
     let direction = if inbound { "inbound" } else { "outbound" };
-    if event.attempts > 1 {
+    if resumed {
         let adopted = unowned_message(deps, &conversation_id, |m| {
             m.get("messageType").and_then(Value::as_str) == Some("TYPE_CALL")
                 && m.get("direction").and_then(Value::as_str) == Some(direction)

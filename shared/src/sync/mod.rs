@@ -18,6 +18,7 @@ use deadpool_postgres::Pool;
 use serde_json::Value;
 
 use crate::adapters::event_store::EventRow;
+use crate::adapters::provider_pause::ProviderPauses;
 use crate::adapters::rate_budget::RateBudget;
 use crate::domain::contact::Policy;
 use crate::lambda::{ConfigError, Settings};
@@ -47,6 +48,46 @@ pub struct SyncDeps {
     pub conversation_provider_id: Option<String>,
     /// GHL appointments → broadcast re-computations, when Verity's database is set.
     pub appointments: Option<broadcast::AppointmentLink>,
+    /// Providers paused for a rejected credential (shared by every client here).
+    pub pauses: ProviderPauses,
+}
+
+/// The GHL client of the configured location, metered by its shared rate budget.
+pub fn ghl_client(s: &Settings, pool: &Pool) -> Result<GhlClient, ConfigError> {
+    let per_10s = s.parse_or("GHL_RATE_LIMIT_PER_10S", 90u32)?;
+    let budget = RateBudget::new(pool.clone(), per_10s, 100, Duration::from_secs(10));
+    Ok(GhlClient::new(
+        crate::providers::http_client(),
+        GhlApiConfig {
+            base_url: s
+                .get_or("GHL_BASE_URL", "https://services.leadconnectorhq.com")
+                .to_string(),
+            token: s.require("GHL_API_KEY")?.to_string(),
+            location_id: s.require("GHL_LOCATION_ID")?.to_string(),
+        },
+        budget,
+    ))
+}
+
+/// The Aloware client, metered by its own budget: Aloware publishes no limit, so 1
+/// call/s sustained and a burst of 5 by default.
+pub fn aloware_client(s: &Settings, pool: &Pool) -> Result<AlowareClient, ConfigError> {
+    let per_10s = s.parse_or("ALOWARE_RATE_LIMIT_PER_10S", 10u32)?;
+    let budget = RateBudget::new(pool.clone(), per_10s, per_10s + 5, Duration::from_secs(10));
+    Ok(AlowareClient::new(
+        crate::providers::http_client(),
+        s.get_or("ALOWARE_BASE_URL", "https://app.aloware.com"),
+        s.require("ALOWARE_API_TOKEN")?,
+    )
+    .with_budget(budget))
+}
+
+/// `CREDENTIAL_PROBE_SECONDS` (default 60): how often a paused provider is probed.
+pub fn provider_pauses(s: &Settings, pool: &Pool) -> Result<ProviderPauses, ConfigError> {
+    Ok(ProviderPauses::new(
+        pool.clone(),
+        Duration::from_secs(s.parse_or("CREDENTIAL_PROBE_SECONDS", 60u64)?),
+    ))
 }
 
 impl SyncDeps {
@@ -71,34 +112,9 @@ impl SyncDeps {
 
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         let pool = s.pool()?;
-        let per_10s = s.parse_or("GHL_RATE_LIMIT_PER_10S", 90u32)?;
-        let budget = RateBudget::new(pool.clone(), per_10s, 100, Duration::from_secs(10));
-        let http = crate::providers::http_client();
-        let ghl = GhlClient::new(
-            http.clone(),
-            GhlApiConfig {
-                base_url: s
-                    .get_or("GHL_BASE_URL", "https://services.leadconnectorhq.com")
-                    .to_string(),
-                token: s.require("GHL_API_KEY")?.to_string(),
-                location_id: s.require("GHL_LOCATION_ID")?.to_string(),
-            },
-            budget,
-        );
-        // Aloware publishes no limit: 1 call/s sustained, a burst of 5, by default.
-        let aloware_per_10s = s.parse_or("ALOWARE_RATE_LIMIT_PER_10S", 10u32)?;
-        let aloware_budget = RateBudget::new(
-            pool.clone(),
-            aloware_per_10s,
-            aloware_per_10s + 5,
-            Duration::from_secs(10),
-        );
-        let aloware = AlowareClient::new(
-            http,
-            s.get_or("ALOWARE_BASE_URL", "https://app.aloware.com"),
-            s.require("ALOWARE_API_TOKEN")?,
-        )
-        .with_budget(aloware_budget);
+        let pauses = provider_pauses(s, &pool)?;
+        let ghl = ghl_client(s, &pool)?.with_pauses(pauses.clone());
+        let aloware = aloware_client(s, &pool)?.with_pauses(pauses.clone());
         let policy: Policy = s
             .get_or("CONTACT_SOURCE_OF_TRUTH", "merge")
             .parse()
@@ -122,6 +138,7 @@ impl SyncDeps {
                 .filter(|v| !v.trim().is_empty())
                 .map(str::to_string),
             appointments: None,
+            pauses,
         })
     }
 }

@@ -66,29 +66,15 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
         f
     };
     if !removed.is_empty() {
-        let aloware_id = match sync_store::mapping_by_ghl(&deps.pool, &ghl_id)
-            .await?
-            .and_then(|m| m.aloware_contact_id)
-        {
-            Some(id) => Some(id),
-            None => deps
-                .aloware
-                .lookup_phone(&phone)
-                .await?
-                .and_then(|c| id_str(c.get("id"))),
-        };
-        if let Some(id) = aloware_id {
-            deps.aloware.remove_from_all_lists(&id).await?;
-        }
-        let keep: BTreeSet<String> = list_of(&now).into_values().collect();
-        if !keep.is_empty() {
-            deps.aloware
-                .upsert_form(form(keep.iter().collect()))
-                .await?;
-        }
-    } else {
+        remove_from_lists(deps, &ghl_id, &phone).await?;
+    }
+    // Every list the contact belongs to now, not only the added ones: whether `forms`
+    // adds `list_ids` or replaces the contact's lists with them is undocumented, and
+    // the full set is right under both readings (a retry repeats it harmlessly).
+    let keep: BTreeSet<String> = list_of(&now).into_values().collect();
+    if !keep.is_empty() {
         deps.aloware
-            .upsert_form(form(added.values().collect()))
+            .upsert_form(form(keep.iter().collect()))
             .await?;
     }
     sync_store::save_tag_snapshot(&deps.pool, &ghl_id, &now).await?;
@@ -98,4 +84,48 @@ pub async fn tag_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, Syn
         target_id: None,
         decisions: json!({"lists_added": added, "lists_removed": removed, "unmapped_tags": unmapped}),
     })
+}
+
+/// Aloware can only remove a contact from every list. The mapped Aloware id may name a
+/// contact Aloware no longer has (deleted and made again under a new id): then the
+/// contact is found again by phone; nobody there means nothing to remove.
+async fn remove_from_lists(deps: &SyncDeps, ghl_id: &str, phone: &str) -> Result<(), SyncError> {
+    let mapped = sync_store::mapping_by_ghl(&deps.pool, ghl_id)
+        .await?
+        .and_then(|m| m.aloware_contact_id);
+    let by_phone = || async {
+        Ok::<_, SyncError>(
+            deps.aloware
+                .lookup_phone(phone)
+                .await?
+                .and_then(|c| id_str(c.get("id"))),
+        )
+    };
+    let id = match mapped {
+        Some(id) => id,
+        None => match by_phone().await? {
+            Some(id) => id,
+            None => return Ok(()),
+        },
+    };
+    match deps.aloware.remove_from_all_lists(&id).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.status == Some(404) => {
+            let Some(current) = by_phone().await? else {
+                return Ok(());
+            };
+            deps.aloware.remove_from_all_lists(&current).await?;
+            sync_store::save_mapping(
+                &deps.pool,
+                Some(&current),
+                ghl_id,
+                Some(phone),
+                None,
+                DIRECTION,
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

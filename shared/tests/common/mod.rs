@@ -127,6 +127,52 @@ pub async fn fresh_queues() -> Queues {
     Queues { url, dlq }
 }
 
+/// Delete `queues.url` (and every message in it) and create it again under the same
+/// name, with the template's settings: what an operator's `sam delete` + redeploy, or a
+/// mistaken console click, does to a live queue.
+pub async fn recreate_queue(queues: &Queues) {
+    let client = sqs().await;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&queues.dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let name = queues.url.rsplit('/').next().unwrap().to_string();
+    client
+        .delete_queue()
+        .queue_url(&queues.url)
+        .send()
+        .await
+        .expect("delete the queue");
+    // SQS answers the old creation time for a moment: a new one is at least a second on.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            QUEUE_VISIBILITY_TIMEOUT.as_secs().to_string(),
+        )
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string()})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("recreate the queue")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    assert_eq!(url, queues.url, "the same URL");
+}
+
 pub async fn fresh_queue() -> String {
     fresh_queues().await.url
 }

@@ -72,6 +72,7 @@ pub struct World {
 /// The texting half of a world: its own queue (template-shaped), ingest and consumer.
 pub struct TextingSide {
     pub queue_url: String,
+    pub dlq_url: String,
     pub ingest: df_shared::ingest::Ingest,
     pub auth: TextingWebhookAuth,
     pub consumer: Consumer<TextingRouter>,
@@ -208,6 +209,7 @@ impl World {
         };
         w.texting = Some(TextingSide {
             queue_url: queues.url,
+            dlq_url: queues.dlq,
             auth: TextingWebhookAuth::from_settings(&w.stack.settings).unwrap(),
             ingest,
             consumer,
@@ -406,26 +408,29 @@ impl World {
             .unwrap_or(1)
     }
 
-    /// The outbox relay over this world's queue.
+    /// The outbox relay (`sweep-pending`) over this world's queues and their DLQs, with
+    /// the probes of paused providers, as the composition root builds it.
     pub async fn relay(&self) -> Relay {
-        let mut settings = vec![
-            ("DATABASE_URL".to_string(), self.stack.database_url.clone()),
-            (
-                "WEBHOOK_EVENTS_QUEUE_URL".to_string(),
-                self.stack.queue_url.clone(),
-            ),
-        ];
-        settings.extend(self.extra.iter().cloned());
-        let kinds: &[EventKind] = match &self.texting {
-            Some(side) => {
-                settings.push(("TEXTING_EVENTS_QUEUE_URL".into(), side.queue_url.clone()));
-                &[EventKind::Webhook, EventKind::Texting]
-            }
-            None => &[EventKind::Webhook],
-        };
-        Relay::from_settings(&df_shared::lambda::Settings::from_pairs(settings), kinds)
-            .await
-            .unwrap()
+        let mut extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(dlq) = &self.stack.dlq_url {
+            extra.push(("WEBHOOK_EVENTS_DLQ_URL", dlq));
+        }
+        if let Some(side) = &self.texting {
+            extra.push(("TEXTING_EVENTS_QUEUE_URL", &side.queue_url));
+            extra.push(("TEXTING_EVENTS_DLQ_URL", &side.dlq_url));
+        }
+        let settings = consumer_settings(
+            &self.stack.database_url,
+            &self.stack.queue_url,
+            &self.sandbox,
+            "merge",
+            &extra,
+        );
+        df_shared::app::relay(&settings).await.unwrap()
     }
 
     pub async fn sandbox_get(&self, path: &str) -> Value {
