@@ -39,12 +39,27 @@ ensure_venv() {
     [ -x "$VENV/bin/sam" ] || want+=(aws-sam-cli)
     [ -x "$VENV/bin/cfn-lint" ] || want+=(cfn-lint)
     "$VENV/bin/python" -c "import ziglang" 2>/dev/null || want+=(ziglang)
+    # The official MCP SDK, as a client of our servers (scripts/lib/mcp_clients.py).
+    "$VENV/bin/python" -c "import mcp.client.streamable_http" 2>/dev/null || want+=("mcp==2.3.0")
   fi
   if [ ${#want[@]} -gt 0 ]; then
     log "installing into .venv: ${want[*]}"
     "$VENV/bin/pip" install -q "${want[@]}"
   fi
   export PATH="$VENV/bin:$PATH"
+}
+
+# The official MCP conformance suite (npm), pinned: 0.1.12 runs on Node 20 and has the
+# server scenarios we run. Exports CONFORMANCE (its command).
+ensure_conformance() {
+  local dir="$LOCAL/conformance"
+  if [ ! -x "$dir/node_modules/.bin/conformance" ]; then
+    command -v npm >/dev/null || die "npm is needed for the MCP conformance suite (Debian: nodejs npm)"
+    log "installing @modelcontextprotocol/conformance@0.1.12 into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent @modelcontextprotocol/conformance@0.1.12 >/dev/null
+  fi
+  export CONFORMANCE="$dir/node_modules/.bin/conformance"
 }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -145,17 +160,30 @@ stop_started() {
 local_verity_database() {
   [ -n "${VERITY_DATABASE_URL:-}" ] && return 0
   [ -n "${DATABASE_URL:-}" ] || die "local_verity_database needs DATABASE_URL"
-  local server="${DATABASE_URL%/*}"
+  local server="${MIGRATION_DATABASE_URL:-$DATABASE_URL}"
+  server="${server%/*}"
   export VERITY_DATABASE_URL="$server/$1"
   psql -X -q "$server/postgres" -c "CREATE DATABASE $1" >/dev/null 2>&1 || true
   psql -X -q -v ON_ERROR_STOP=1 "$VERITY_DATABASE_URL" -f "$ROOT/infra/verity/schema.sql" -f "$ROOT/infra/verity/seed.sql" >/dev/null ||
     die "could not load infra/verity into $(redact_url "$VERITY_DATABASE_URL")"
 }
 
-# Build and run the project's migration command against DATABASE_URL.
+# `$1` with its user replaced by `$2`.
+with_db_user() { echo "$1" | sed -E "s#^(postgres(ql)?://)([^@/]*@)?#\1$2@#"; }
+
+# Build and run the project's migration command as the owner (MIGRATION_DATABASE_URL,
+# else DATABASE_URL), then point DATABASE_URL at the application role (migration V0010),
+# which is what every function connects as: it may not rewrite the opt-out audit.
 migrate_database() {
-  log "migrating $(redact_url "$DATABASE_URL")"
-  cargo run -q --bin migrate -- --create-database
+  export MIGRATION_DATABASE_URL="${MIGRATION_DATABASE_URL:-$DATABASE_URL}"
+  log "migrating $(redact_url "$MIGRATION_DATABASE_URL")"
+  DATABASE_URL="$MIGRATION_DATABASE_URL" cargo run -q --bin migrate -- --create-database
+  if [ -z "${DF_APP_DATABASE_URL:-}" ]; then
+    # Locally the role logs in by itself (trust auth); a real deployment gives it a password.
+    psql -X -q "$MIGRATION_DATABASE_URL" -c "ALTER ROLE df_app LOGIN" >/dev/null
+    DF_APP_DATABASE_URL="$(with_db_user "$MIGRATION_DATABASE_URL" df_app)"
+  fi
+  export DATABASE_URL="$DF_APP_DATABASE_URL"
 }
 
 redact_url() { echo "$1" | sed -E 's#://([^:@/]+):[^@/]*@#://\1:***@#'; }

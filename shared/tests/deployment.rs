@@ -132,3 +132,58 @@ fn the_relay_runs_every_minute_and_every_function_keeps_logs_for_a_while() {
         "TRACE would log raw API Gateway events"
     );
 }
+
+/// `key: value` (a number, quoted or not) on a line of `text`.
+fn number(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(key))
+        .find_map(|v| v.trim().trim_matches('"').parse().ok())
+}
+
+#[test]
+fn reserved_concurrency_times_pool_size_fits_the_database() {
+    let t = template();
+    let globals = t
+        .split("\nGlobals:\n")
+        .nth(1)
+        .unwrap()
+        .split("\nResources:")
+        .next()
+        .unwrap();
+    let default_reserved =
+        number(globals, "ReservedConcurrentExecutions:").expect("a default reservation");
+    let default_pool = number(globals, "DB_POOL_SIZE:").expect("a default pool size");
+    let max: u64 = t
+        .split("\n  DatabaseMaxConnections:\n")
+        .nth(1)
+        .and_then(|p| number(p.split("\n\n").next().unwrap(), "Default:"))
+        .expect("the DatabaseMaxConnections parameter");
+    let mut total = 0;
+    let mut rows = Vec::new();
+    for (name, body) in resources(&t)
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+    {
+        let reserved = number(body, "ReservedConcurrentExecutions:").unwrap_or(default_reserved);
+        let pool = number(body, "DB_POOL_SIZE:").unwrap_or(default_pool);
+        assert!(pool >= 1 && reserved >= 1, "{name}");
+        if let Some(concurrency) = number(body, "MaximumConcurrency:") {
+            assert!(
+                reserved >= concurrency,
+                "{name}: the trigger's concurrency fits its reservation"
+            );
+        }
+        if body.contains("Binary: sweep-pending") || body.contains("Type: SQS") {
+            assert!(
+                pool >= 2,
+                "{name} holds a connection (a lock) while it uses another"
+            );
+        }
+        total += reserved * pool;
+        rows.push(format!("{name}: {reserved} × {pool}"));
+    }
+    assert!(
+        total + 20 <= max,
+        "{total} connections at most, over {max} − 20: {rows:#?}"
+    );
+}

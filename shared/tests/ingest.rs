@@ -129,29 +129,36 @@ async fn fixtures_get_the_contracted_answers() {
         .query("SELECT event_type, entity_type, entity_id, from_number, status FROM texting_webhook_events ORDER BY event_type", &[])
         .await
         .unwrap();
-    let got: Vec<(String, String, String, String)> = texting
+    let got: Vec<(String, String, String, Option<String>)> = texting
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(
-        got,
-        [
-            (
-                "message.received".into(),
-                "sms".into(),
-                "msg-1001".into(),
-                "+12025550177".into()
-            ),
-            (
-                "optout.stop".into(),
-                "optout".into(),
-                "msg-1002".into(),
-                "+12025550177".into()
-            ),
-        ]
+        got[0],
+        (
+            "message.received".into(),
+            "sms".into(),
+            "msg-1001".into(),
+            Some("+12025550177".into())
+        )
+    );
+    // The STOP's reply and GHL mirror: a job of its own, stored with it.
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str(), &got[1].3),
+        ("optout.job", "optout", &None)
+    );
+    assert_eq!(
+        got[2],
+        (
+            "optout.stop".into(),
+            "optout".into(),
+            "msg-1002".into(),
+            Some("+12025550177".into())
+        )
     );
     let messages = drain(&h.stack.queue_url).await;
-    assert_eq!(messages.len(), 4, "one queue message per stored row");
+    assert_eq!(messages.len(), 5, "one queue message per stored row");
     for m in &messages {
         let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
         assert!(
@@ -245,10 +252,25 @@ async fn oversized_and_malformed_bodies_are_refused_and_not_stored() {
             (413, Some("payload_too_large")),
             "{path}"
         );
-        for bad in ["{", "\u{0}", "{\"a\":\"\\u0000\"}"] {
+        for bad in ["{", "\u{0}"] {
             let (status, body) = h.status_and_json(post(path, headers, bad)).await;
             assert_eq!(status, 400, "{path} with {bad:?}: {body}");
             assert!(body["message"].is_string());
+        }
+        // JSON holding NUL, and bytes that are not UTF-8: Postgres can hold neither as
+        // JSON. Aloware never retries: there they are kept whole, quarantined.
+        let nul: &[u8] = b"{\"event\":\"Contact-Updated\",\"body\":{\"first_name\":\"A\\u0000\"}}";
+        for bad in [nul, &[0xff, 0xfe, b'{'][..]] {
+            let (status, body) = h.status_and_json(post(path, headers, bad.to_vec())).await;
+            if *path == "/api/webhooks/aloware" {
+                assert_eq!(
+                    (status, body["status"].as_str()),
+                    (200, Some("quarantined")),
+                    "{body}"
+                );
+            } else {
+                assert_eq!(status, 400, "{path}: {body}");
+            }
         }
         // JSON that is not a webhook: refused, except from Aloware (authenticated,
         // never retried), where it is stored quarantined.
@@ -264,18 +286,20 @@ async fn oversized_and_malformed_bodies_are_refused_and_not_stored() {
                 assert_eq!(status, 400, "{path} with {odd:?}: {body}");
             }
         }
-        let (status, _) = h
-            .status_and_json(post(path, headers, vec![0xff, 0xfe]))
-            .await;
-        assert_eq!(status, 400, "{path}: invalid UTF-8");
     }
-    assert_eq!(h.rows().await, 3, "only the three odd Aloware bodies, held");
+    assert_eq!(h.rows().await, 5, "only the five odd Aloware bodies, held");
     assert_eq!(
         h.stack
             .count("SELECT count(*) FROM quarantine_events WHERE quarantined_by = 'ingest'")
             .await,
-        3
+        5
     );
+    // Every byte of the unstorable ones is kept.
+    let kept = h
+        .stack
+        .count("SELECT count(*) FROM webhook_events WHERE payload_json ? 'bodyBase64'")
+        .await;
+    assert_eq!(kept, 2);
 }
 
 #[tokio::test]
@@ -458,6 +482,52 @@ async fn ghl_signed_webhooks_verify_replays_are_refused() {
         (401, Some(true))
     );
     assert_eq!(h.rows().await, 3);
+    // A timestamp we cannot read is no reason to refuse a good signature (GHL never
+    // retries a 401): accepted, and its webhookId makes a replay a duplicate.
+    for ts in [
+        json!("1738075000000"),
+        json!("2025-01-28T14:35:00+0000"),
+        json!({"at": 1}),
+    ] {
+        let odd = json!({"type": "ContactUpdate", "locationId": "loc1", "id": "c7",
+            "phone": "+12025550177", "timestamp": ts, "webhookId": format!("wh-7-{ts}")})
+        .to_string();
+        let (st, b) = h
+            .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&odd))], &odd))
+            .await;
+        assert_eq!(
+            (st, b["status"].as_str()),
+            (200, Some("pending")),
+            "{ts}: {b}"
+        );
+        let (st, b) = h
+            .status_and_json(ghl(&[("x-ghl-signature", &s.ed(&odd))], &odd))
+            .await;
+        assert_eq!(
+            (st, b["duplicate"].as_bool()),
+            (200, Some(true)),
+            "{ts}: {b}"
+        );
+    }
+    // Neither webhookId nor timestamp: the signed bytes are the key, for ever — a
+    // replay after a newer body is still a duplicate, not a change.
+    let bare = |email: &str| {
+        json!({"type": "ContactUpdate", "locationId": "loc1", "id": "c8", "email": email})
+            .to_string()
+    };
+    let (a, b_) = (bare("a@example.com"), bare("b@example.com"));
+    for (body, duplicate) in [(&a, false), (&b_, false), (&a, true)] {
+        let (st, answer) = h
+            .status_and_json(ghl(&[("x-ghl-signature", &s.ed(body))], body))
+            .await;
+        assert_eq!(st, 200, "{answer}");
+        assert_eq!(
+            answer["duplicate"].as_bool().unwrap_or(false),
+            duplicate,
+            "{answer}"
+        );
+    }
+    assert_eq!(h.rows().await, 3 + 3 + 2);
 }
 
 #[tokio::test]
@@ -575,7 +645,7 @@ async fn settings_come_from_the_secret_and_the_environment_wins() {
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_serialised() {
-    let db = fresh_database().await;
+    let db = fresh_owned_database().await;
     let runs =
         futures::future::join_all((0..4).map(|_| df_shared::adapters::migrations::run_url(&db)))
             .await;
@@ -810,4 +880,93 @@ async fn every_event_about_one_person_shares_a_message_group() {
         })
         .collect();
     assert_eq!(groups.len(), 1, "one message group: {groups:?}");
+}
+
+/// The database hangs — it does not refuse, it swallows packets, as in a failover — for
+/// 30 s. Every answer in the meantime is the retry status, inside the budget; a
+/// connection whose statement did not come back is discarded, never reused, so within
+/// seconds of the recovery ingest answers 2xx again (a reused one would queue every
+/// later request behind its lost statement for as long as the kernel keeps it).
+#[tokio::test]
+async fn a_hung_database_is_answered_within_the_budget_and_ingest_recovers_in_seconds() {
+    let db = fresh_database().await;
+    let proxy = PgProxy::start(&db).await;
+    let h = Handlers::on(Stack::with(&proxy.url, &fresh_queue().await).await);
+    let body = |n: u32| {
+        json!({"contact_id": format!("hung{n}"), "phone": "+12025550103",
+            "customData": {"event": "ContactUpdate"}})
+    };
+    for n in 0..3 {
+        let (status, answer) = h.status_and_json(workflow(&body(n))).await;
+        assert_eq!(status, 200, "warm connections: {answer}");
+    }
+    proxy.hang();
+    let hung_at = std::time::Instant::now();
+    let mut n = 10;
+    while hung_at.elapsed() < std::time::Duration::from_secs(30) {
+        let started = std::time::Instant::now();
+        let (status, answer) = h.status_and_json(workflow(&body(n))).await;
+        assert_eq!(status, 429, "GHL's retry status while hung: {answer}");
+        assert!(
+            started.elapsed() < df_shared::ingest::INGEST_DEADLINE,
+            "answered within the budget ({:?})",
+            started.elapsed()
+        );
+        n += 1;
+    }
+    proxy.restore();
+    let restored = std::time::Instant::now();
+    loop {
+        let (status, _) = h.status_and_json(workflow(&body(n))).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            restored.elapsed() < std::time::Duration::from_secs(10),
+            "ingest still refuses {:?} after the database came back",
+            restored.elapsed()
+        );
+        n += 1;
+    }
+    println!("2xx again {:?} after the recovery", restored.elapsed());
+}
+
+/// A cold start spends part of the first request's time (reading the secret, building
+/// clients): the store gets what is left, so a hanging store is still answered with
+/// the retry status before the function's timeout (else API Gateway answers 5xx, which
+/// GHL never retries).
+#[tokio::test]
+async fn a_slow_cold_start_and_a_hanging_store_still_answer_inside_the_timeout() {
+    let h = Handlers::new().await;
+    let blocker = db_client(&h.stack.database_url).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE webhook_events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    static CELL: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let build = || async {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        Ok::<_, df_shared::lambda::ConfigError>(())
+    };
+    let handlers = &h;
+    let handle = |_: &'static (), req: Request| async move { handlers.call(req).await };
+    let body = json!({"contact_id": "cold1", "phone": "+12025550104", "customData": {"event": "ContactUpdate"}});
+    let started = std::time::Instant::now();
+    let response = df_shared::lambda::init::respond(
+        &CELL,
+        lambda_http::http::StatusCode::TOO_MANY_REQUESTS,
+        &build,
+        &handle,
+        workflow(&body),
+    )
+    .await;
+    let took = started.elapsed();
+    let (status, answer) = json_of(response).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(
+        took < df_shared::ingest::INGEST_DEADLINE + std::time::Duration::from_millis(500),
+        "answered {took:?} after arrival, cold start included"
+    );
+    assert!(took < df_shared::pipeline::deployment::INGEST_TIMEOUT);
+    blocker.batch_execute("ROLLBACK").await.unwrap();
 }

@@ -901,8 +901,8 @@ async fn retention_purges_what_aged_out_and_never_the_optout_audit() {
                VALUES ('ghl', 'old', 'h', now() - interval '8 days'), ('ghl', 'new', 'h', now());
              INSERT INTO contact_tag_snapshots (ghl_contact_id, tags, updated_at)
                VALUES ('old', '{a}', now() - interval '400 days'), ('new', '{a}', now());
-             INSERT INTO optout_events (phone_number, action, source, source_message_id, received_at, applied_at)
-               VALUES ('+12025550100', 'opt_out', 'texting', 'm-old', now() - interval '5 years', now() - interval '5 years');",
+             INSERT INTO optout_events (phone_number, action, source, source_message_id, occurred_at, received_at, applied_at)
+               VALUES ('+12025550100', 'opt_out', 'texting', 'm-old', now() - interval '5 years', now() - interval '5 years', now() - interval '5 years');",
         )
         .await
         .unwrap();
@@ -1252,4 +1252,343 @@ async fn lists_status_shows_members_last_sync_and_errors_per_mapped_tag() {
         "",
     );
     assert_eq!(list_status::handle(&ctx, req).await.status(), 401);
+}
+
+/// A NUL character in a query parameter: no Postgres text holds one, so it is a 400
+/// naming the parameter's problem, not a 503 "database did not answer".
+#[tokio::test]
+async fn a_nul_character_in_a_query_parameter_is_a_400() {
+    let w = World::new().await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    for query in ["?entityId=a\u{0}b", "?eventType=\u{0}", "?cursor=x\u{0}"] {
+        let (status, body) = list(&ctx, query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
+    }
+}
+
+// ---- bulk replay and the person view (SPEC §8) ----
+
+use df_shared::ops::bulk_replay;
+use df_shared::ops::people::{self, People};
+
+async fn bulk(ctx: &AdminEvents, body: Value) -> (u16, Value) {
+    json_of(
+        bulk_replay::handle(
+            ctx,
+            admin("POST", "/api/admin/events/replay", &body.to_string()),
+        )
+        .await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn one_bulk_replay_after_an_outage_puts_three_hundred_failed_events_through_in_order() {
+    let w = World::with(
+        df_sandbox::SandboxConfig {
+            ghl_rate_window: Duration::from_secs(1),
+            ..Default::default()
+        },
+        &[("GHL_RATE_LIMIT_PER_10S", "900")],
+    )
+    .await;
+    let ctx = AdminEvents::from_settings(&ops_settings(&w, &[]))
+        .await
+        .unwrap();
+    // GHL refuses every write for a while: each event fails at once (not retryable).
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 400, "seconds": 600}),
+    )
+    .await;
+    for step in 0..10 {
+        for person in 0..30 {
+            w.aloware_webhook(
+                json!({"event": "Contact-Updated", "body": {"id": 88000 + person,
+                "first_name": format!("P{person}v{step}"), "last_name": "Bulk",
+                "phone_number": format!("+1202556{:04}", person),
+                "updated_at": format!("2026-11-20 10:{step:02}:00")}}),
+            )
+            .await;
+        }
+    }
+    w.drain_queue().await;
+    let failed = w
+        .stack
+        .count("SELECT count(*) FROM webhook_events WHERE status = 'failed'")
+        .await;
+    assert_eq!(failed, 300);
+    w.http
+        .delete(format!("{}/_sandbox/faults", w.sandbox))
+        .send()
+        .await
+        .unwrap();
+
+    let (s, dry) = bulk(
+        &ctx,
+        json!({"status": "failed", "errorContains": "400", "dryRun": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{dry}");
+    assert_eq!(
+        (
+            dry["count"].as_i64(),
+            dry["sample"].as_array().map(Vec::len)
+        ),
+        (Some(300), Some(10)),
+        "{dry}"
+    );
+    assert_eq!(
+        w.stack
+            .count("SELECT count(*) FROM webhook_events WHERE status = 'failed'")
+            .await,
+        300,
+        "a dry run changes nothing"
+    );
+    for (body, why) in [
+        (
+            json!({"status": "processing"}),
+            "processing rows are never replayed",
+        ),
+        (json!({"status": ["failed", "bogus"]}), "an unknown status"),
+        (json!({"limit": 0}), "a limit out of range"),
+        (json!({"from": "yesterday"}), "a time that is not RFC 3339"),
+        (json!({"inbox": "mail"}), "an unknown inbox"),
+        (json!({"surprise": 1}), "an unknown field"),
+    ] {
+        let (s, v) = bulk(&ctx, body).await;
+        assert_eq!(s, 400, "{why}: {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    let (s, v) = json_of(
+        bulk_replay::handle(
+            &ctx,
+            request(
+                "POST",
+                "/api/admin/events/replay",
+                ("x-df-admin-secret", "wrong"),
+                "{}",
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+
+    let started = std::time::Instant::now();
+    let (s, done) = bulk(
+        &ctx,
+        json!({"status": ["failed"], "replayedBy": "ops@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(
+        (
+            done["replayed"].as_i64(),
+            done["queued"].as_i64(),
+            done["more"].as_bool()
+        ),
+        (Some(300), Some(300), Some(false)),
+        "{done}"
+    );
+    w.drain_queue().await;
+    let drained = started.elapsed();
+    let statuses = w.statuses().await;
+    assert!(
+        statuses.iter().all(|s| s.1 == "done"),
+        "all done, none skipped as stale (so each person's ran in order): {:?}",
+        statuses
+            .iter()
+            .filter(|s| s.1 != "done")
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    // Each person's ten updates ran in the order they were received.
+    let orders: Vec<(String, Vec<String>)> = db_client(&w.stack.database_url)
+        .await
+        .query(
+            "SELECT person_key, array_agg(payload_json->'body'->>'first_name' ORDER BY processed_at, id)
+             FROM webhook_events GROUP BY person_key",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(orders.len(), 30);
+    for (_, names) in &orders {
+        let person = names[0]
+            .trim_start_matches('P')
+            .split('v')
+            .next()
+            .unwrap()
+            .to_string();
+        let wanted: Vec<String> = (0..10).map(|s| format!("P{person}v{s}")).collect();
+        assert_eq!(names, &wanted, "per-person order");
+    }
+    let audit = db_client(&w.stack.database_url)
+        .await
+        .query_one(
+            "SELECT actor, selected, replayed, queued, filter FROM admin_bulk_actions",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.get::<_, Option<String>>(0).as_deref(),
+        Some("ops@example.com")
+    );
+    assert_eq!(
+        (
+            audit.get::<_, i64>(1),
+            audit.get::<_, Option<i64>>(2),
+            audit.get::<_, Option<i64>>(3)
+        ),
+        (300, Some(300), Some(300))
+    );
+    assert_eq!(audit.get::<_, Value>(4)["status"], json!(["failed"]));
+    assert_eq!(
+        w.stack
+            .count("SELECT count(*) FROM admin_actions WHERE detail ? 'bulk'")
+            .await,
+        300
+    );
+    // Done rows are not replayed unless asked; a cap per call says what remains.
+    let (_, again) = bulk(&ctx, json!({})).await;
+    assert_eq!(again["replayed"], 0, "{again}");
+    let (_, some) = bulk(&ctx, json!({"status": "done", "limit": 5, "dryRun": false})).await;
+    assert_eq!(
+        (
+            some["replayed"].as_i64(),
+            some["remaining"].as_i64(),
+            some["more"].as_bool()
+        ),
+        (Some(5), Some(295), Some(true)),
+        "{some}"
+    );
+    w.drain_queue().await;
+    println!(
+        "bulk replay of 300 failed events: drained in {:.1} s",
+        drained.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn broadcast_events_can_be_replayed_quarantined_and_closed() {
+    let w = World::new().await;
+    let settings = ops_settings(&w, &[]);
+    let ctx = AdminEvents::from_settings(&settings).await.unwrap();
+    let client = db_client(&w.stack.database_url).await;
+    let ids: Vec<uuid::Uuid> = ["b-1", "b-2", "b-3"]
+        .iter()
+        .map(|_| uuid::Uuid::new_v4())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        client
+            .execute(
+                "INSERT INTO broadcast_webhook_events (id, entity_id, event_type, payload_json, dedupe_key, status, person_key, attempts)
+                 VALUES ($1, $2, 'analytics_updated', '{}'::jsonb, $3, 'failed', $2, 10)",
+                &[id, &format!("bc-{i}"), &format!("d-{i}")],
+            )
+            .await
+            .unwrap();
+    }
+    for (path, id) in [
+        ("replay", ids[0]),
+        ("quarantine", ids[1]),
+        ("mark-done", ids[2]),
+    ] {
+        let req = admin(
+            "POST",
+            &format!("/api/admin/events/{id}/{path}"),
+            &json!({"eventSource": "broadcast", "reason": "test"}).to_string(),
+        );
+        let resp = match path {
+            "replay" => events::handle_replay(&ctx, req).await,
+            "quarantine" => events::handle_quarantine(&ctx, req).await,
+            _ => events::handle_mark_done(&ctx, req).await,
+        };
+        let (s, v) = json_of(resp).await;
+        assert_eq!(s, 200, "{path}: {v}");
+    }
+    let statuses: Vec<String> = client
+        .query(
+            "SELECT status FROM broadcast_webhook_events ORDER BY broadcast_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["pending", "quarantined", "done"]);
+}
+
+#[tokio::test]
+async fn the_person_view_shows_a_call_and_a_text_of_one_person_in_order() {
+    let w = World::with_texting(df_sandbox::SandboxConfig::default(), &[]).await;
+    let phone = "+12025550177";
+    w.aloware_webhook(json!({"event": "OutboundPhoneCall-DispositionCompleted", "body": {"id": "940868616", "type": 1,
+        "direction": 2, "disposition_status2": 4, "call_disposition": "No Answer", "talk_time": 63,
+        "contact_id": "155091981", "lead_number": phone, "incoming_number": "+12025550142",
+        "created_at": "2026-08-05 20:58:49"}}))
+        .await;
+    w.drain_queue().await;
+    w.texting_webhook(json!({"type": "message.received", "data": {"id": "msg-1001", "from": phone,
+        "to": "+12025550142", "body": "Is this still available?", "createdAt": "2026-11-22T10:00:00Z"}}))
+        .await;
+    w.drain_queue().await;
+    let ctx = People::from_settings(&ops_settings(&w, &[])).await.unwrap();
+    let get = |q: &str| {
+        let req = admin("GET", &format!("/api/admin/people?{q}"), "");
+        async { json_of(people::handle(&ctx, req).await).await }
+    };
+    let (s, v) = get("phone=(202) 555-0177").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["found"], true, "{v}");
+    let events = v["events"].as_array().unwrap();
+    let inboxes: Vec<&str> = events
+        .iter()
+        .map(|e| e["inbox"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inboxes,
+        ["webhook", "texting"],
+        "both inboxes, in time order: {v}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["status"] == "done" && !e["syncLog"].as_array().unwrap().is_empty()),
+        "{v}"
+    );
+    assert_eq!(
+        v["writes"]["ghlCallNotes"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    assert!(!v.to_string().contains("5550177"), "masked: {v}");
+    assert!(events.iter().all(|e| e["payload"].is_null()));
+    let ghl_id = v["ids"]["ghlContactIds"][0].as_str().unwrap().to_string();
+    let (_, by_id) = get(&format!("ghlContactId={ghl_id}&includeBody=true&live=true")).await;
+    assert_eq!(by_id["events"].as_array().unwrap().len(), 2, "{by_id}");
+    assert!(
+        by_id.to_string().contains("Is this still available?"),
+        "unmasked on request"
+    );
+    assert_eq!(by_id["live"]["ghl"][0]["id"], ghl_id.as_str(), "{by_id}");
+    for (q, why) in [
+        ("", "no one named"),
+        ("phone=12", "not a phone"),
+        ("live=maybe&phone=%2B12025550177", "a bad flag"),
+    ] {
+        let (s, v) = get(q).await;
+        assert_eq!(s, 400, "{why}: {v}");
+    }
+    let (s, v) = get("email=nobody@example.com").await;
+    assert_eq!((s, v["found"].as_bool()), (200, Some(false)), "{v}");
 }

@@ -86,3 +86,98 @@ fn message_bodies_and_their_actions() {
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The FCC's "any reasonable means" (47 CFR 64.1200(a)(10), in force since April 2025):
+/// what a reasonable person reads as "stop texting me" is an opt-out, negations and
+/// other senses of the words are not, and what is neither goes to a person.
+#[test]
+fn messages_as_a_reasonable_person_reads_them() {
+    use df_shared::domain::optout::{detect, Detection};
+    let opt_out = |m: &str| matches!(detect(m), Detection::OptOut(_));
+    let review = |m: &str| matches!(detect(m), Detection::Review(_));
+    let nothing = |m: &str| detect(m) == Detection::None;
+    let revocations = [
+        "STOP",
+        "Stop.",
+        "ＳＴＯＰ",
+        "stop texting me",
+        "Stop texting me!",
+        "please stop",
+        "Please stop texting me",
+        "stop please",
+        "STOP PLEASE!!!",
+        "Stop sending me messages",
+        "stop messaging me",
+        "stop contacting me",
+        "Please stop contacting me.",
+        "take me off your list",
+        "Take me off this list please",
+        "remove me",
+        "Remove me from your list",
+        "remove my number",
+        "delete my number please",
+        "lose my number",
+        "unsubscribe me",
+        "opt me out",
+        "I want to opt out",
+        "no more texts",
+        "No more messages please",
+        "don't text me",
+        "Do not text me again",
+        "dont text me anymore",
+        "Never text me again",
+        "leave me alone",
+        "STOP - John",
+        "stop thanks",
+        "Unsubscribe please",
+        "quit texting me",
+        "no más mensajes",
+        "No mas",
+        "Alto",
+        "baja por favor",
+        "ya no me escriban",
+        "Dejen de enviarme mensajes",
+        "wrong person, stop texting me",
+        "I'm not interested, please stop",
+        "stop stop",
+    ];
+    for m in revocations {
+        assert!(opt_out(m), "{m:?} is a revocation: {:?}", detect(m));
+    }
+    let not_revocations = [
+        "don't stop",
+        "Please don't stop calling me",
+        "I can't stop thinking about the house",
+        "I'll stop by tomorrow",
+        "Stop by the office at 5",
+        "Can we stop at the bank first?",
+        "cancel my 3pm appointment?",
+        "Can you cancel my appointment tomorrow",
+        "See you at the end of the week",
+        "by end of day",
+        "I want to quit my job",
+        "Is this still available?",
+        "Yes I'm interested",
+        "el precio es muy alto",
+        "What time works this weekend?",
+        "",
+    ];
+    for m in not_revocations {
+        assert!(nothing(m), "{m:?} is not a revocation: {:?}", detect(m));
+    }
+    let ambiguous = [
+        "Can I unsubscribe later?",
+        "how do I cancel?",
+        "will this ever end",
+        "I might quit",
+        "revoke what?",
+        "Should I stop the payment or not",
+    ];
+    for m in ambiguous {
+        assert!(review(m), "{m:?} is for a person: {:?}", detect(m));
+    }
+    assert_eq!(detect("START"), Detection::OptIn("START"));
+    assert_eq!(detect("help"), Detection::Help("HELP"));
+    let total = revocations.len() + not_revocations.len() + ambiguous.len() + 2;
+    assert!(total >= 60, "{total} phrases");
+}

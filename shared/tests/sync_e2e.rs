@@ -2050,3 +2050,68 @@ async fn an_id_from_a_webhook_body_cannot_steer_a_provider_request() {
         .unwrap()
         .contains("not a usable path segment"));
 }
+
+/// A location that allows duplicate contacts, and GHL's search trailing its writes:
+/// the create of a new contact goes through but its answer is lost. The retry must not
+/// make a second contact: it finds the earlier attempt's intent, waits out the search
+/// lag and adopts the contact GHL made.
+#[tokio::test]
+async fn a_lost_create_answer_never_makes_a_second_contact_where_duplicates_are_allowed() {
+    let w = World::with(
+        SandboxConfig {
+            ghl_allow_duplicate_contacts: true,
+            ..SandboxConfig::default()
+        },
+        &[("RETRY_BASE_SECONDS", "1")],
+    )
+    .await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 502, "count": 1, "apply": true,
+            "method": "POST", "path_contains": "ghl/contacts"}),
+    )
+    .await;
+    w.aloware_webhook(json!({"event": "Contact-Updated", "body": {"id": 8801,
+        "first_name": "Dee", "last_name": "Upe", "phone_number": "+12025550181"}}))
+        .await;
+    w.drain_queue().await;
+    assert_eq!(w.statuses().await[0].1, "done", "{:?}", w.statuses().await);
+    let contacts = w.state().await["ghl"]["contacts"].clone();
+    assert_eq!(contacts.as_array().unwrap().len(), 1, "{contacts}");
+    let creates = w
+        .requests("ghl")
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "/ghl/contacts")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        creates.len(),
+        1,
+        "one create, answered 502: the retry adopted it"
+    );
+    assert_eq!(creates[0]["status"], 502);
+}
+
+/// The texting and the webhook consumers meet on a person GHL does not know yet (an SMS
+/// and a call at once), on a location that allows duplicates: one contact, both records
+/// on it.
+#[tokio::test]
+async fn two_consumers_racing_on_a_new_person_make_one_contact() {
+    let w = World::with_texting(
+        SandboxConfig {
+            ghl_allow_duplicate_contacts: true,
+            ..SandboxConfig::default()
+        },
+        &[("RETRY_BASE_SECONDS", "1")],
+    )
+    .await;
+    let phone = "+12025550182";
+    w.aloware_webhook(disposition(8802, phone)).await;
+    w.texting_webhook(json!({"type": "message.received", "data": {"id": "race-1", "from": phone,
+        "to": "+12025550142", "body": "calling you back", "createdAt": chrono::Utc::now().to_rfc3339()}}))
+        .await;
+    w.drain_queue().await;
+    let contacts = w.state().await["ghl"]["contacts"].clone();
+    assert_eq!(contacts.as_array().unwrap().len(), 1, "{contacts}");
+    assert_eq!(w.notes().await.len(), 2, "the call's note and the SMS note");
+}

@@ -376,8 +376,8 @@ async fn upstream_throttling_is_retried_inside_the_budget_and_big_answers_are_re
     let (s, v) = call_gateway(
         &gw,
         Some(API_KEY),
-        json!({"endpoint": "/apisms", "method": "POST",
-        "body": {"to": "+12025550100", "body": "hi"}}),
+        json!({"endpoint": "/api/comms/broadcasts", "method": "POST",
+        "body": {"subject": "Hi"}}),
     )
     .await;
     assert_eq!((s, v["error"]["code"].as_str()), (500, Some("HTTP_500")));
@@ -666,7 +666,8 @@ async fn mcp_over_http_initialises_lists_in_pages_calls_and_refuses_strangers() 
             break;
         }
     }
-    assert_eq!(names.len(), 42 + ALIASES.len(), "{names:?}");
+    // The two requireAdmin operations are hidden from a key without `;admin`.
+    assert_eq!(names.len(), 40 + ALIASES.len(), "{names:?}");
     // A call.
     let call = |id, name: &str, args: Value| {
         rpc(id, "tools/call", json!({"name": name, "arguments": args}))
@@ -715,7 +716,11 @@ async fn mcp_over_http_initialises_lists_in_pages_calls_and_refuses_strangers() 
             call(22, "get_comms_broadcasts_by_id_stats", bad.clone()),
         )
         .await;
-        assert_eq!(v["error"]["code"], -32602, "{bad}: {v}");
+        assert_eq!(v["result"]["isError"], true, "{bad}: {v}");
+        assert_eq!(
+            v["result"]["structuredContent"]["error"]["code"], "INVALID_ARGUMENTS",
+            "{bad}: {v}"
+        );
     }
     let (_, _, v) = mcp(
         &ctx,
@@ -775,12 +780,25 @@ async fn mcp_over_http_initialises_lists_in_pages_calls_and_refuses_strangers() 
     let rows = db_client(&db)
         .await
         .query(
-            "SELECT principal, tool, method, path, status FROM mcp_tool_calls ORDER BY at",
+            "SELECT principal, tool, method, path, status FROM mcp_tool_calls WHERE error IS NULL OR status NOT IN (400, 404) ORDER BY at",
             &[],
         )
         .await
         .unwrap();
     assert_eq!(rows.len(), 4, "stats, alias, failed POST, recipients");
+    let refused = db_client(&db)
+        .await
+        .query_one(
+            "SELECT count(*) FROM mcp_tool_calls WHERE status IN (400, 404) AND error IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(
+        refused, 4,
+        "three invalid calls and an unknown tool, audited too"
+    );
     assert!(rows[0].get::<_, String>(0).starts_with("key:"));
     assert_eq!(
         rows[0].get::<_, String>(3),
@@ -960,7 +978,7 @@ async fn mcp_modes_read_only_filtered_and_dynamic() {
         ),
     )
     .await;
-    assert_eq!(v["error"]["code"], -32602);
+    assert_eq!(v["result"]["isError"], true, "{v}");
 }
 
 /// `df-mcp` driven over stdio the way an MCP client does it: initialize, the
@@ -975,6 +993,8 @@ async fn the_stdio_binary_serves_the_same_tools() {
         .status()
         .unwrap();
     assert!(status.success(), "cargo build -p df-mcp");
+    // The opt-out registry the SMS guard reads; started away from the checkout.
+    let database = fresh_database().await;
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("target"));
@@ -984,6 +1004,8 @@ async fn the_stdio_binary_serves_the_same_tools() {
         .env("VERITY_BASE_URL", format!("{sandbox}/verity"))
         .env("VERITY_API_KEY", "sandbox-verity-key")
         .env("VERITY_CATALOG_URI", catalog_path())
+        .env("DATABASE_URL", &database)
+        .current_dir(std::env::temp_dir())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -1018,11 +1040,20 @@ async fn the_stdio_binary_serves_the_same_tools() {
     let tools = v["result"]["tools"].as_array().unwrap();
     assert_eq!(
         tools.len(),
-        42 + ALIASES.len(),
-        "one page of 100 holds them all"
+        40 + ALIASES.len(),
+        "one page holds them all (not the two requireAdmin ones: the stdio user is no admin)"
     );
     assert!(tools.iter().any(|t| t["name"] == "sms_sms_create"));
-    let v = ask(rpc(3, "tools/call", json!({"name": "sms_sms_create", "arguments": {"body": {"to": "+12025550100", "body": "hi"}}})), true).await;
+    // The legacy alias takes the original's flat arguments.
+    let v = ask(
+        rpc(
+            3,
+            "tools/call",
+            json!({"name": "sms_sms_create", "arguments": {"to": "+12025550100", "body": "hi"}}),
+        ),
+        true,
+    )
+    .await;
     assert_eq!(v["result"]["structuredContent"]["success"], true, "{v}");
     let last = requests(&sandbox).await.pop().unwrap();
     assert_eq!(
@@ -1037,12 +1068,28 @@ async fn the_stdio_binary_serves_the_same_tools() {
         rpc(
             4,
             "tools/call",
-            json!({"name": "sms_sms_create", "arguments": {"to": "+1"}}),
+            json!({"name": "get_comms_broadcasts_by_id", "arguments": {"id": 7}}),
         ),
         true,
     )
     .await;
-    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(
+        v["result"]["isError"], true,
+        "invalid arguments are the model's to fix: {v}"
+    );
+    let v = ask(
+        rpc(
+            5,
+            "tools/call",
+            json!({"name": "no_such_tool", "arguments": {}}),
+        ),
+        true,
+    )
+    .await;
+    assert_eq!(
+        v["error"]["code"], -32602,
+        "an unknown tool is a protocol error: {v}"
+    );
 }
 
 /// `VERITY_CATALOG_URI=s3://bucket/key` reads the object (the emulator's S3).
@@ -1084,4 +1131,553 @@ async fn the_catalog_loads_from_s3() {
             .await
             .is_err()
     );
+}
+
+// ---- who may call what, side effects once, real clients (SPEC §13) ----
+
+fn tool_names(v: &Value) -> Vec<String> {
+    v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn audit_rows(database: &str) -> Vec<(String, String, i32, Option<String>)> {
+    db_client(database)
+        .await
+        .query(
+            "SELECT principal, tool, status, error FROM mcp_tool_calls ORDER BY at, id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_caller_only_what_its_key_or_session_allows() {
+    use clerk_tokens::{keys, token};
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let database = fresh_database().await;
+    let iss = "https://clerk.example.com";
+    let k = keys("kid-a");
+    let now = chrono::Utc::now().timestamp();
+    let session = |extra: Value| {
+        let mut c =
+            json!({"sub": "user_9", "iss": iss, "exp": now + 300, "iat": now, "aud": "df-mcp"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        token(&k, "kid-a", c)
+    };
+    let keys_spec =
+        "full-key-0001, ro-key-0002;ro, comms-key-0003;domains=comms;, admin-key-0004;admin";
+    let base = [
+        ("MCP_API_KEYS", keys_spec),
+        ("DATABASE_URL", database.as_str()),
+        ("CLERK_JWT_KEY", k.pem_public.as_str()),
+        ("CLERK_ISSUER", iss),
+    ];
+    let ctx = setup::mcp_http(&settings(&sandbox, &base)).await.unwrap();
+    let list = rpc(1, "tools/list", json!({}));
+    let names = |key: &'static str| {
+        let ctx = &ctx;
+        let list = list.clone();
+        async move { tool_names(&mcp(ctx, "localhost", Some(key), list).await.2) }
+    };
+    let full = names("full-key-0001").await;
+    assert_eq!(
+        full.len(),
+        40 + ALIASES.len(),
+        "every tool but the two requireAdmin ones"
+    );
+    assert!(
+        full[..ALIASES.len()]
+            .iter()
+            .all(|n| ALIASES.iter().any(|a| a.0 == n)),
+        "aliases first: {full:?}"
+    );
+    assert_eq!(names("admin-key-0004").await.len(), 42 + ALIASES.len());
+    let ro = names("ro-key-0002").await;
+    assert!(
+        ro.iter()
+            .all(|n| n.starts_with("get_") || n.ends_with("_get")),
+        "{ro:?}"
+    );
+    let comms = names("comms-key-0003").await;
+    assert!(comms.iter().all(|n| n.contains("comms")), "{comms:?}");
+    // Clerk sessions are no principal unless allowed.
+    let (s, _, _) = mcp(&ctx, "localhost", Some(&session(json!({}))), list.clone()).await;
+    assert_eq!(s, 401, "CLERK_SESSIONS_ALLOWED is off by default");
+
+    let before = requests(&sandbox).await.len();
+    let call = |id, name: &str, args: Value| {
+        rpc(id, "tools/call", json!({"name": name, "arguments": args}))
+    };
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some("ro-key-0002"),
+        call(
+            2,
+            "post_comms_broadcasts",
+            json!({"body": {"subject": "x"}}),
+        ),
+    )
+    .await;
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "FORBIDDEN",
+        "{v}"
+    );
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some("full-key-0001"),
+        call(3, "get_admin_users", json!({})),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "FORBIDDEN",
+        "{v}"
+    );
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some("comms-key-0003"),
+        call(4, "get_calls_history", json!({})),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "FORBIDDEN",
+        "{v}"
+    );
+    // A hidden write tool is not suggested to a read-only key.
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some("ro-key-0002"),
+        call(5, "post_comms_broadcast", json!({})),
+    )
+    .await;
+    let hints = v["error"]["data"]["didYouMean"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        hints
+            .iter()
+            .all(|h| h.as_str().unwrap().starts_with("get_")),
+        "{v}"
+    );
+    assert_eq!(
+        requests(&sandbox).await.len(),
+        before,
+        "nothing refused reached Verity"
+    );
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some("admin-key-0004"),
+        call(6, "get_admin_users", json!({})),
+    )
+    .await;
+    assert_ne!(v["result"]["isError"], true, "{v}");
+    let rows = audit_rows(&database).await;
+    let refused: Vec<_> = rows.iter().filter(|r| r.2 == 403 || r.2 == 404).collect();
+    assert_eq!(refused.len(), 4, "every refusal audited: {rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.0.starts_with("key:") && !r.0.contains("0002")),
+        "keys named, not shown: {rows:?}"
+    );
+
+    // Sessions allowed: `aud` checked, admin from the named claim.
+    let mut allowed = base.to_vec();
+    allowed.extend([
+        ("CLERK_SESSIONS_ALLOWED", "true"),
+        ("CLERK_AUDIENCE", "df-mcp"),
+        ("CLERK_ADMIN_CLAIM", "metadata.admin"),
+    ]);
+    let ctx = setup::mcp_http(&settings(&sandbox, &allowed))
+        .await
+        .unwrap();
+    let (s, _, v) = mcp(&ctx, "localhost", Some(&session(json!({}))), list.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        tool_names(&v).len(),
+        40 + ALIASES.len(),
+        "a user is no admin"
+    );
+    let (s, _, _) = mcp(
+        &ctx,
+        "localhost",
+        Some(&session(json!({"aud": "another-app"}))),
+        list.clone(),
+    )
+    .await;
+    assert_eq!(s, 401, "another audience");
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(&session(json!({"metadata": {"admin": true}}))),
+        list.clone(),
+    )
+    .await;
+    assert_eq!(tool_names(&v).len(), 42 + ALIASES.len(), "the admin claim");
+
+    // The gateway enforces the same rules.
+    let gw = setup::gateway(&settings(
+        &sandbox,
+        &[
+            ("DF_MIDDLEWARE_API_KEY", "gw-key-0005;ro"),
+            ("DATABASE_URL", database.as_str()),
+        ],
+    ))
+    .await
+    .unwrap();
+    let (s, v) = call_gateway(
+        &gw,
+        Some("gw-key-0005"),
+        json!({"endpoint": "/api/comms/broadcasts", "method": "POST", "body": {"subject": "x"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{v}"
+    );
+    let (s, v) = call_gateway(
+        &gw,
+        Some("gw-key-0005"),
+        json!({"endpoint": "/api/admin/users", "method": "GET"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{v}"
+    );
+    let (s, _) = call_gateway(
+        &gw,
+        Some("gw-key-0005"),
+        json!({"endpoint": "/api/health", "method": "GET"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        requests(&sandbox).await.len(),
+        before + 2,
+        "only the permitted calls reached Verity"
+    );
+}
+
+#[tokio::test]
+async fn sms_to_an_opted_out_number_is_refused_by_the_gateway_and_by_mcp() {
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let database = fresh_database().await;
+    let phone = "+12025550188";
+    db_client(&database)
+        .await
+        .execute(
+            "INSERT INTO optout_events (phone_number, action, keyword, source, source_message_id, occurred_at, received_at)
+             VALUES ($1, 'opt_out', 'STOP', 'texting', 'stop-1', now(), now())",
+            &[&phone],
+        )
+        .await
+        .unwrap();
+    let extra = [
+        ("DATABASE_URL", database.as_str()),
+        (
+            "VERITY_SMS_OPERATIONS",
+            "POST /api/leads/[leadId]/notes=/recipient/phone",
+        ),
+    ];
+    let gw = setup::gateway(&settings(&sandbox, &extra)).await.unwrap();
+    let ctx = setup::mcp_http(&settings(&sandbox, &extra)).await.unwrap();
+    let (s, v) = call_gateway(
+        &gw,
+        Some(API_KEY),
+        json!({"endpoint": "/apisms", "method": "POST",
+        "body": {"to": "(202) 555-0188", "body": "Last chance!"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("OPTED_OUT")),
+        "{v}"
+    );
+    let call = |id, name: &str, args: Value| {
+        rpc(id, "tools/call", json!({"name": name, "arguments": args}))
+    };
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(API_KEY),
+        call(1, "sms_sms_create", json!({"to": phone, "body": "hi"})),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "OPTED_OUT",
+        "{v}"
+    );
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(API_KEY),
+        call(
+            2,
+            "post_integrations_df_middleware_send_m__f1a93aaa",
+            json!({"body": {"to": phone}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "OPTED_OUT",
+        "{v}"
+    );
+    // A configured operation, its recipient by JSON pointer.
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(API_KEY),
+        call(
+            3,
+            "post_leads_by_leadid_notes",
+            json!({"leadId": "l1", "body": {"recipient": {"phone": phone}}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["structuredContent"]["error"]["code"], "OPTED_OUT",
+        "{v}"
+    );
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(API_KEY),
+        call(4, "sms_sms_create", json!({"body": "no recipient"})),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["isError"], true,
+        "a send we cannot check is refused: {v}"
+    );
+    assert!(
+        requests(&sandbox).await.is_empty(),
+        "nothing reached Verity"
+    );
+    // A number that never opted out goes through, on record like the refusals.
+    let (s, _) = call_gateway(
+        &gw,
+        Some(API_KEY),
+        json!({"endpoint": "/apisms", "method": "POST",
+        "body": {"to": "+12025550199", "body": "Hello"}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let sends: Vec<(String, String)> = db_client(&database)
+        .await
+        .query(
+            "SELECT purpose, status FROM texting_sends ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        sends,
+        [
+            ("verity_gateway", "refused"),
+            ("verity_mcp", "refused"),
+            ("verity_mcp", "refused"),
+            ("verity_mcp", "refused"),
+            ("verity_gateway", "sent")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // What sends is annotated so: destructive, not idempotent.
+    let (_, _, v) = mcp(
+        &ctx,
+        "localhost",
+        Some(API_KEY),
+        rpc(5, "tools/list", json!({})),
+    )
+    .await;
+    let tool = |name: &str| {
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for name in [
+        "sms_sms_create",
+        "post_calls_agents_by_agentid_test",
+        "post_comms_broadcasts_by_id_send",
+    ] {
+        let a = &tool(name)["annotations"];
+        assert_eq!(
+            (
+                a["destructiveHint"].as_bool(),
+                a["idempotentHint"].as_bool()
+            ),
+            (Some(true), Some(false)),
+            "{name}: {a}"
+        );
+    }
+    let a = &tool("get_comms_broadcasts_by_id_stats")["annotations"];
+    assert_eq!(
+        (a["readOnlyHint"].as_bool(), a["idempotentHint"].as_bool()),
+        (Some(true), Some(true)),
+        "{a}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_is_never_repeated_after_it_may_have_reached_verity_and_redirects_are_not_followed()
+{
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let gw = setup::gateway(&settings(&sandbox, &[])).await.unwrap();
+    sandbox_post(
+        &sandbox,
+        "faults",
+        json!({"provider": "verity", "status": 503, "count": 1}),
+    )
+    .await;
+    let (s, _) = call_gateway(
+        &gw,
+        Some(API_KEY),
+        json!({"endpoint": "/api/comms/broadcasts", "method": "POST", "body": {"subject": "x"}}),
+    )
+    .await;
+    assert_eq!(
+        s, 503,
+        "a 503 may come after the work: the POST is not sent again"
+    );
+    assert_eq!(requests(&sandbox).await.len(), 1);
+    sandbox_post(
+        &sandbox,
+        "faults",
+        json!({"provider": "verity", "status": 503, "count": 1}),
+    )
+    .await;
+    let (s, _) = call_gateway(
+        &gw,
+        Some(API_KEY),
+        json!({"endpoint": "/api/health", "method": "GET"}),
+    )
+    .await;
+    assert_eq!(s, 200, "a GET is repeated");
+    assert_eq!(requests(&sandbox).await.len(), 3);
+    // Verity down (nothing listening): a POST is retried, as it cannot have arrived.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = setup::gateway(&settings(&format!("http://127.0.0.1:{closed}"), &[]))
+        .await
+        .unwrap();
+    let (s, v) = call_gateway(
+        &dead,
+        Some(API_KEY),
+        json!({"endpoint": "/api/comms/broadcasts", "method": "POST", "body": {"subject": "x"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (502, Some("PROXY_ERROR")),
+        "{v}"
+    );
+    // A 3xx is answered as it is, not followed with our credential.
+    sandbox_post(
+        &sandbox,
+        "faults",
+        json!({"provider": "verity", "status": 307, "count": 1}),
+    )
+    .await;
+    let (s, _) = call_gateway(
+        &gw,
+        Some(API_KEY),
+        json!({"endpoint": "/api/health", "method": "GET"}),
+    )
+    .await;
+    assert_eq!(s, 307);
+    assert_eq!(
+        requests(&sandbox).await.len(),
+        4,
+        "the redirect was not followed"
+    );
+}
+
+#[test]
+fn adding_endpoints_to_the_catalog_renames_and_repoints_no_tool() {
+    let before = Toolset::new(example_catalog());
+    let mut raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(catalog_path()).unwrap()).unwrap();
+    let grown = raw["endpoints"].as_array_mut().unwrap();
+    for (path, method) in [
+        ("/api/comms-broadcasts", "GET"),
+        ("/api/comms/broadcasts/by/id", "GET"),
+        ("/api/Comms/Broadcasts", "GET"),
+        (
+            "/api/a/very/long/path/that/goes/on/and/on/for/ever/and/ever/and/ever",
+            "GET",
+        ),
+        ("/api/admin/audit", "GET"),
+    ] {
+        grown.insert(0, json!({"path": path, "methods": [method]}));
+    }
+    let after = Toolset::new(Arc::new(Catalog::parse(&raw.to_string()).unwrap()));
+    for tool in before.all() {
+        let now = after
+            .get(&tool.name)
+            .unwrap_or_else(|| panic!("{} was renamed", tool.name));
+        let (a, b) = (before.operation(tool), after.operation(now));
+        assert_eq!(
+            (a.method, &a.path),
+            (b.method, &b.path),
+            "{} was re-pointed",
+            tool.name
+        );
+    }
+    assert_eq!(after.all().len(), before.all().len() + 5);
+    assert!(after.all().iter().all(|t| t.name.len() <= MAX_NAME_LEN));
+}
+
+#[tokio::test]
+async fn a_browser_origin_not_allowed_is_refused() {
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let ctx = setup::mcp_http(&settings(
+        &sandbox,
+        &[("MCP_ALLOWED_ORIGINS", "https://agent.example.com")],
+    ))
+    .await
+    .unwrap();
+    let send = |origin: &'static str| {
+        let ctx = &ctx;
+        async move {
+            let req = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri("http://localhost/mcp")
+                .header("host", "localhost")
+                .header("origin", origin)
+                .header("authorization", format!("Bearer {API_KEY}"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(Body::Text(rpc(1, "tools/list", json!({})).to_string()))
+                .unwrap();
+            mcp_http::handle(ctx, req).await.status().as_u16()
+        }
+    };
+    assert_eq!(send("https://evil.example.com").await, 403);
+    assert_eq!(send("https://agent.example.com").await, 200);
 }

@@ -15,7 +15,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .init();
     let settings = Settings::load().await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "local".into());
-    let handler = setup::mcp_handler(&settings, Some(Principal(format!("stdio:{user}")))).await?;
+    // The local user: every operation but `requireAdmin` ones, unless MCP_STDIO_ADMIN.
+    let mut who = Principal::full(format!("stdio:{user}"));
+    who.admin = settings.parse_or("MCP_STDIO_ADMIN", false)?;
+    let handler = setup::mcp_handler(&settings, Some(who)).await?;
     handler
         .serve(rmcp::transport::stdio())
         .await?

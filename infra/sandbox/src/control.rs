@@ -42,11 +42,27 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
             if let Some(ms) = req.body.get("ghl_search_lag_ms").and_then(Value::as_u64) {
                 st.ghl_search_lag = std::time::Duration::from_millis(ms);
             }
+            if let Some(ms) = req
+                .body
+                .get("ghl_contact_search_lag_ms")
+                .and_then(Value::as_u64)
+            {
+                st.config.ghl_contact_search_lag = std::time::Duration::from_millis(ms);
+            }
+            if let Some(allow) = req
+                .body
+                .get("ghl_allow_duplicate_contacts")
+                .and_then(Value::as_bool)
+            {
+                st.config.ghl_allow_duplicate_contacts = allow;
+            }
             Reply::json(
                 200,
                 json!({"aloware_lookup_shape": st.aloware_lookup_shape,
                     "ghl_status_updates_allowed": st.ghl_status_updates_allowed,
-                    "ghl_search_lag_ms": st.ghl_search_lag.as_millis() as u64}),
+                    "ghl_search_lag_ms": st.ghl_search_lag.as_millis() as u64,
+                    "ghl_contact_search_lag_ms": st.config.ghl_contact_search_lag.as_millis() as u64,
+                    "ghl_allow_duplicate_contacts": st.config.ghl_allow_duplicate_contacts}),
             )
         }
         (Method::POST, ["reset"]) => {
@@ -59,10 +75,9 @@ pub fn handle(st: &mut State, req: &Incoming) -> Reply {
         (Method::POST, ["remove"]) => {
             let mut n = 0;
             for id in req.body["ghl_contact_ids"].as_array().into_iter().flatten() {
-                n += id
-                    .as_str()
-                    .and_then(|id| st.ghl_contacts.remove(id))
-                    .is_some() as u32;
+                let Some(id) = id.as_str() else { continue };
+                n += st.ghl_contacts.remove(id).is_some() as u32;
+                st.index_contact(id, false);
             }
             for id in req.body["aloware_contact_ids"]
                 .as_array()
@@ -115,6 +130,7 @@ fn seed(st: &mut State, body: &Value) -> Reply {
     {
         if let Some(id) = c.get("id").and_then(Value::as_str) {
             st.ghl_contacts.insert(id.to_string(), c.clone());
+            st.index_contact(id, true);
             n += 1;
         }
     }
@@ -200,6 +216,10 @@ fn add_fault(st: &mut State, body: &Value) -> Reply {
         apply: body.get("apply").and_then(Value::as_bool).unwrap_or(false),
         path_contains: body
             .get("path_contains")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        method: body
+            .get("method")
             .and_then(Value::as_str)
             .map(str::to_string),
     });

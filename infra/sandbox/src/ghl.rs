@@ -185,7 +185,9 @@ fn route(st: &mut State, req: &Incoming, location: &str) -> Reply {
             Method::PUT => update(st, id, &req.body),
             Method::DELETE => {
                 st.ghl_notes.remove(*id);
-                match st.ghl_contacts.remove(*id) {
+                let removed = st.ghl_contacts.remove(*id);
+                st.index_contact(id, false);
+                match removed {
                     Some(_) => Reply::json(200, json!({"succeded": true})),
                     None => error(400, "Contact not found"),
                 }
@@ -340,7 +342,8 @@ fn new_contact(st: &mut State, body: &Value, location: &str) -> Value {
     );
     apply_fields(&mut c, body);
     let contact = Value::Object(c);
-    st.ghl_contacts.insert(id, contact.clone());
+    st.ghl_contacts.insert(id.clone(), contact.clone());
+    st.index_contact(&id, false);
     contact
 }
 
@@ -352,34 +355,32 @@ fn create(st: &mut State, body: &Value, location: &str) -> Reply {
         return refusal;
     }
     // "Allow Duplicate Contact" is off by default: a create matching an existing
-    // contact by email or phone is refused, naming it.
+    // contact by email or phone is refused, with the body GHL documents for a 400
+    // (`BadRequestDTO`: no id of the contact it matched). With the setting on, GHL
+    // creates a second contact.
     let email = body.get("email").and_then(Value::as_str);
     let phone = body.get("phone").and_then(Value::as_str);
-    if let Some(existing) = find_by(st, email, phone) {
-        let matching = match email.and_then(|e| find_by(st, Some(e), None)) {
-            Some(_) => "email",
-            None => "phone",
-        };
-        let name = st.ghl_contacts[&existing]
-            .get("firstName")
-            .cloned()
-            .unwrap_or(Value::Null);
-        return Reply::json(
-            400,
-            json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.",
-                "meta": {"contactName": name, "contactId": existing, "matchingField": matching}}),
-        );
+    if !st.config.ghl_allow_duplicate_contacts && find_by(st, email, phone).is_some() {
+        return error(400, "This location does not allow duplicated contacts.");
     }
     let contact = new_contact(st, body, location);
     Reply::json(201, json!({"contact": contact}))
 }
 
 fn find_by(st: &State, email: Option<&str>, phone: Option<&str>) -> Option<String> {
+    find_in(&st.ghl_contacts, email, phone)
+}
+
+fn find_in(
+    contacts: &std::collections::BTreeMap<String, Value>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Option<String> {
     let email = email
         .map(|e| e.trim().to_lowercase())
         .filter(|e| !e.is_empty());
     let by = |field: &str, want: &str| {
-        st.ghl_contacts
+        contacts
             .iter()
             .find(|(_, c)| {
                 c.get(field)
@@ -419,9 +420,11 @@ fn upsert(st: &mut State, body: &Value, location: &str) -> Reply {
             if body.get("tags").is_some() {
                 contact.insert("tags".into(), json!(normalise_tags(body.get("tags"))));
             }
+            let contact = Value::Object(contact.clone());
+            st.index_contact(&id, false);
             Reply::json(
                 200,
-                json!({"new": false, "contact": Value::Object(contact.clone()), "traceId": trace}),
+                json!({"new": false, "contact": contact, "traceId": trace}),
             )
         }
         None => {
@@ -446,10 +449,9 @@ fn update(st: &mut State, id: &str, body: &Value) -> Reply {
     if body.get("tags").is_some() {
         contact.insert("tags".into(), json!(normalise_tags(body.get("tags"))));
     }
-    Reply::json(
-        200,
-        json!({"succeded": true, "contact": Value::Object(contact.clone())}),
-    )
+    let contact = Value::Object(contact.clone());
+    st.index_contact(id, false);
+    Reply::json(200, json!({"succeded": true, "contact": contact}))
 }
 
 fn tags(st: &mut State, id: &str, body: &Value, add: bool) -> Reply {
@@ -471,25 +473,26 @@ fn tags(st: &mut State, id: &str, body: &Value, add: bool) -> Reply {
         tags.retain(|t| !given.contains(t));
     }
     contact.insert("tags".into(), json!(tags.clone()));
+    st.index_contact(id, false);
     Reply::json(if add { 201 } else { 200 }, json!({"tags": tags}))
 }
 
-fn duplicate(st: &State, req: &Incoming) -> Reply {
+/// The duplicate search reads GHL's search index, which trails writes.
+fn duplicate(st: &mut State, req: &Incoming) -> Reply {
     if req.query.get("locationId").is_none_or(|l| l.is_empty()) {
         return unprocessable(&["locationId should not be empty"]);
     }
-    let id = find_by(
-        st,
+    let index = st.searchable_contacts();
+    let id = find_in(
+        index,
         req.query.get("email").map(String::as_str),
         req.query.get("number").map(String::as_str),
     );
-    Reply::json(
-        200,
-        json!({"contact": id.and_then(|id| st.ghl_contacts.get(&id).cloned())}),
-    )
+    let found = id.and_then(|id| index.get(&id).cloned());
+    Reply::json(200, json!({"contact": found}))
 }
 
-fn search(st: &State, body: &Value) -> Reply {
+fn search(st: &mut State, body: &Value) -> Reply {
     if body.get("locationId").and_then(Value::as_str).is_none() {
         return unprocessable(&["locationId should not be empty"]);
     }
@@ -504,7 +507,7 @@ fn search(st: &State, body: &Value) -> Reply {
         .cloned()
         .unwrap_or_default();
     let matches: Vec<&Value> = st
-        .ghl_contacts
+        .searchable_contacts()
         .values()
         .filter(|c| {
             filters.iter().all(|f| {
@@ -520,6 +523,10 @@ fn search(st: &State, body: &Value) -> Reply {
                     (Some("tags"), Some("contains" | "eq")) => {
                         normalise_tags(c.get("tags")).contains(&value)
                     }
+                    (Some("phone"), Some("eq")) => c
+                        .get("phone")
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.to_lowercase() == value),
                     _ => true,
                 }
             })

@@ -176,7 +176,10 @@ async fn dispatch(
         let mut st = shared.lock().unwrap();
         return control::handle(&mut st, &incoming).into_response();
     }
-    let fault = shared.lock().unwrap().take_fault(&provider, &path);
+    let fault = shared
+        .lock()
+        .unwrap()
+        .take_fault(&provider, method.as_str(), &path);
     if let Some(latency) = fault.as_ref().and_then(|f| f.latency_ms) {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }

@@ -65,6 +65,12 @@ pub struct SandboxConfig {
     pub clerk_machine_secret: String,
     /// The catalog whose operations the sandbox's Verity serves.
     pub verity_catalog: PathBuf,
+    /// GHL's contact search trails its writes ("updates can take a few seconds to show
+    /// in search", research/ghl.md §2): a write is found by the duplicate search and
+    /// `POST /contacts/search` only this long after it.
+    pub ghl_contact_search_lag: Duration,
+    /// The location's "Allow Duplicate Contact" setting (off by default, as in GHL).
+    pub ghl_allow_duplicate_contacts: bool,
 }
 
 impl std::fmt::Debug for OpenApi {
@@ -99,6 +105,8 @@ impl Default for SandboxConfig {
             verity_api_key: "sandbox-verity-key".into(),
             clerk_machine_secret: "sandbox-clerk-machine-secret".into(),
             verity_catalog: crate::verity::default_catalog_path(),
+            ghl_contact_search_lag: Duration::from_millis(1500),
+            ghl_allow_duplicate_contacts: false,
         }
     }
 }
@@ -129,6 +137,11 @@ impl SandboxConfig {
                 .filter(|v| !v.is_empty() && !v.contains("://"))
                 .map(PathBuf::from)
                 .unwrap_or(d.verity_catalog),
+            ghl_contact_search_lag: std::env::var("DF_SANDBOX_GHL_SEARCH_LAG_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(d.ghl_contact_search_lag),
             ..d
         }
     }
@@ -162,6 +175,8 @@ pub struct Fault {
     pub apply: bool,
     /// Only requests whose path contains this text.
     pub path_contains: Option<String>,
+    /// Only requests of this method.
+    pub method: Option<String>,
 }
 
 /// What applies to one request.
@@ -175,6 +190,10 @@ pub struct AppliedFault {
 pub struct State {
     pub config: SandboxConfig,
     pub ghl_contacts: BTreeMap<String, Value>,
+    /// What GHL's contact search sees: writes older than the lag folded in, the newer
+    /// ones still on their way (`None` = deleted).
+    pub ghl_contact_index: BTreeMap<String, Value>,
+    pub ghl_contact_index_pending: VecDeque<(Instant, String, Option<Value>)>,
     /// The location's custom fields by opaque id (`{id, name, fieldKey, dataType, ...}`).
     pub ghl_custom_fields: BTreeMap<String, Value>,
     /// Requests that broke the provider's contract, with why.
@@ -221,6 +240,8 @@ impl State {
             aloware_lookup_shape: "plain".into(),
             config,
             ghl_contacts: BTreeMap::new(),
+            ghl_contact_index: BTreeMap::new(),
+            ghl_contact_index_pending: VecDeque::new(),
             ghl_notes: BTreeMap::new(),
             ghl_records: BTreeMap::new(),
             ghl_record_written: HashMap::new(),
@@ -273,6 +294,39 @@ impl State {
         field
     }
 
+    /// A contact was written (or removed, `None`): its search entry changes after the
+    /// search lag. `at_once` for contacts seeded as already there.
+    pub fn index_contact(&mut self, id: &str, at_once: bool) {
+        let now = Instant::now();
+        let at = if at_once {
+            now.checked_sub(self.config.ghl_contact_search_lag)
+                .unwrap_or(now)
+        } else {
+            now
+        };
+        let value = self.ghl_contacts.get(id).cloned();
+        self.ghl_contact_index_pending
+            .push_back((at, id.to_string(), value));
+    }
+
+    /// The contacts GHL's search finds now.
+    pub fn searchable_contacts(&mut self) -> &BTreeMap<String, Value> {
+        let lag = self.config.ghl_contact_search_lag;
+        let now = Instant::now();
+        while self
+            .ghl_contact_index_pending
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) >= lag)
+        {
+            let (_, id, value) = self.ghl_contact_index_pending.pop_front().unwrap();
+            match value {
+                Some(v) => self.ghl_contact_index.insert(id, v),
+                None => self.ghl_contact_index.remove(&id),
+            };
+        }
+        &self.ghl_contact_index
+    }
+
     pub fn violation(&mut self, provider: &str, method: &str, path: &str, errors: Vec<String>) {
         self.violations
             .push(json!({"provider": provider, "method": method, "path": path,
@@ -299,13 +353,16 @@ impl State {
     }
 
     /// The first active fault for this request, consumed by one use when counted.
-    pub fn take_fault(&mut self, provider: &str, path: &str) -> Option<AppliedFault> {
+    pub fn take_fault(&mut self, provider: &str, method: &str, path: &str) -> Option<AppliedFault> {
         let now = Instant::now();
         self.faults
             .retain(|f| f.remaining != Some(0) && f.until.is_none_or(|u| u > now));
         let fault = self.faults.iter_mut().find(|f| {
             f.provider.as_deref().is_none_or(|p| p == provider)
                 && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         if fault.skip > 0 {
             fault.skip -= 1;

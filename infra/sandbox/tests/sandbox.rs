@@ -134,12 +134,9 @@ async fn ghl_contacts_upsert_tags_notes_and_paginated_search() {
     assert_eq!(duplicate.status(), 400);
     let duplicate: Value = duplicate.json().await.unwrap();
     assert_eq!(
-        (
-            duplicate["meta"]["contactId"].clone(),
-            duplicate["meta"]["matchingField"].clone()
-        ),
-        (json!(ids[0]), json!("phone")),
-        "a create may not duplicate a contact (the location default): {duplicate}"
+        duplicate,
+        json!({"statusCode": 400, "message": "This location does not allow duplicated contacts."}),
+        "a create may not duplicate a contact (the location default), refused with the body GHL documents (BadRequestDTO: no id)"
     );
     assert_eq!(
         again["contact"]["tags"],
@@ -166,6 +163,10 @@ async fn ghl_contacts_upsert_tags_notes_and_paginated_search() {
             .json(&json!({"locationId": "L", "page": page, "pageLimit": 2, "filters": [{"field": "tags", "operator": "contains", "value": "hot lead"}]}))
             .send()
     };
+    // GHL's search trails its writes: nothing written a moment ago is found yet.
+    let early: Value = search(1).await.unwrap().json().await.unwrap();
+    assert_eq!(early["total"], 0, "{early}");
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     let mut seen = 0;
     for page in 1..=3 {
         let r: Value = search(page).await.unwrap().json().await.unwrap();

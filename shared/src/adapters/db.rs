@@ -226,6 +226,11 @@ impl Held {
             .saturating_duration_since(tokio::time::Instant::now())
     }
 
+    /// Give the connection up (its session state is unknown: an open transaction).
+    pub fn discard(self) {
+        discard(self.client);
+    }
+
     /// The work's outcome under `tokio::time::timeout(self.left(), ...)`.
     pub fn settle<T>(
         self,

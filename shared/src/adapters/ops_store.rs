@@ -134,6 +134,21 @@ pub async fn credential_rejections(pool: &Pool, minutes: i32) -> Result<i64, DbE
         .get(0))
 }
 
+/// Numbers texted by another system while opted out, in the last `minutes`.
+pub async fn recent_incidents(pool: &Pool, minutes: i32) -> Result<Vec<(String, i64)>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT phone_number, count(*) FROM compliance_incidents
+             WHERE detected_at > now() - make_interval(mins => $1) GROUP BY 1 ORDER BY 1",
+            &[&minutes],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// Pauses that have not ended: `(log id, provider, paused at, reason)`.
 pub async fn open_pauses(
     pool: &Pool,

@@ -10,22 +10,7 @@ use uuid::Uuid;
 use super::db::DbError;
 use crate::domain::optout::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    OptOut,
-    OptIn,
-    Help,
-}
-
-impl RequestKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::OptOut => "opt_out",
-            RequestKind::OptIn => "opt_in",
-            RequestKind::Help => "help",
-        }
-    }
-}
+pub use crate::domain::optout::RequestKind;
 
 /// One request about a number, from some system.
 #[derive(Debug, Clone)]
@@ -38,7 +23,11 @@ pub struct Request<'a> {
     /// The source's id for it (texting message id, our event id for a GHL change).
     pub source_message_id: &'a str,
     pub raw_text: Option<&'a str>,
-    pub received_at: DateTime<Utc>,
+    /// When the person made it (the provider's time of the message or change): the
+    /// registry applies requests in this order.
+    pub occurred_at: DateTime<Utc>,
+    /// Who acted and how, for a change made in another system (kept for ever).
+    pub evidence: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +38,10 @@ pub struct Recorded {
     /// It moved the registry (opted in → out, or out → in); kept with the event, so a
     /// redelivery answers the same.
     pub changed: bool,
+    /// Older than the latest request applied: on record, it moved nothing.
+    pub superseded: bool,
+    /// When we received it.
+    pub received_at: DateTime<Utc>,
 }
 
 fn status_of(s: Option<&str>) -> Status {
@@ -71,51 +64,30 @@ pub async fn status(pool: &Pool, phone: &str) -> Result<Status, DbError> {
     Ok(status_of(row.as_ref().map(|r| r.get::<_, &str>(0))))
 }
 
-/// Record a request and apply it to the registry, in one transaction. An opt-in is
-/// recorded only for a number that is opted out (`Ok(None)` otherwise): a "yes" is
-/// not an opt-in. A redelivered request returns its first recording.
+/// Record a request. The database applies it to the registry as it is inserted (the
+/// triggers of migration V0009, in the order of the person's own requests); the
+/// functions cannot write the registry at all. An opt-in is recorded only for a number
+/// that is opted out (`Ok(None)` otherwise: a "yes" is not an opt-in). A redelivered
+/// request returns its first recording.
 pub async fn record(pool: &Pool, req: &Request<'_>) -> Result<Option<Recorded>, DbError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    // Serialise requests about one number (the row may not exist yet: lock its key).
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&req.phone],
-    )
-    .await?;
-    if let Some(existing) = tx
+    let client = pool.get().await?;
+    record_on(&client, req).await
+}
+
+/// [`record`] on a connection the caller holds (inside the ingest's transaction).
+pub async fn record_on(
+    client: &deadpool_postgres::Client,
+    req: &Request<'_>,
+) -> Result<Option<Recorded>, DbError> {
+    let row = client
         .query_opt(
-            "SELECT id, changed_status FROM optout_events WHERE source = $1 AND source_message_id = $2 AND action = $3",
-            &[&req.source, &req.source_message_id, &req.kind.as_str()],
-        )
-        .await?
-    {
-        return Ok(Some(Recorded {
-            event_id: existing.get(0),
-            new: false,
-            changed: existing.get(1),
-        }));
-    }
-    let current = status_of(
-        tx.query_opt(
-            "SELECT status FROM optout_registry WHERE phone_number = $1",
-            &[&req.phone],
-        )
-        .await?
-        .as_ref()
-        .map(|r| r.get::<_, &str>(0)),
-    );
-    let (resulting, changed) = match req.kind {
-        RequestKind::OptOut => (Some("opted_out"), current != Status::OptedOut),
-        RequestKind::OptIn if current == Status::OptedOut => (Some("opted_in"), true),
-        RequestKind::OptIn => return Ok(None),
-        RequestKind::Help => (None, false),
-    };
-    let event_id: Uuid = tx
-        .query_one(
             "INSERT INTO optout_events (phone_number, action, keyword, source, source_message_id,
-                 raw_text, received_at, resulting_status, changed_status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                 raw_text, occurred_at, received_at, evidence)
+             SELECT $1, $2, $3, $4, $5, $6, $7, now(), $8
+             WHERE $2 <> 'opt_in' OR EXISTS (
+                 SELECT 1 FROM optout_registry WHERE phone_number = $1 AND status = 'opted_out')
+             ON CONFLICT (source, source_message_id, action) DO NOTHING
+             RETURNING id, changed_status, superseded, received_at",
             &[
                 &req.phone,
                 &req.kind.as_str(),
@@ -123,30 +95,66 @@ pub async fn record(pool: &Pool, req: &Request<'_>) -> Result<Option<Recorded>, 
                 &req.source,
                 &req.source_message_id,
                 &req.raw_text,
-                &req.received_at,
-                &resulting,
-                &changed,
+                &req.occurred_at,
+                &req.evidence,
             ],
         )
-        .await?
-        .get(0);
-    if let Some(status) = resulting {
-        tx.execute(
-            "INSERT INTO optout_registry (phone_number, status, source, reason, last_event_at, last_event_id)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (phone_number) DO UPDATE SET status = EXCLUDED.status, source = EXCLUDED.source,
-                 reason = EXCLUDED.reason, last_event_at = EXCLUDED.last_event_at,
-                 last_event_id = EXCLUDED.last_event_id, updated_at = now()",
-            &[&req.phone, &status, &req.source, &req.keyword, &req.received_at, &event_id],
+        .await?;
+    if let Some(r) = row {
+        return Ok(Some(Recorded {
+            event_id: r.get(0),
+            new: true,
+            changed: r.get(1),
+            superseded: r.get(2),
+            received_at: r.get(3),
+        }));
+    }
+    let existing = client
+        .query_opt(
+            "SELECT id, changed_status, superseded, received_at FROM optout_events
+             WHERE source = $1 AND source_message_id = $2 AND action = $3",
+            &[&req.source, &req.source_message_id, &req.kind.as_str()],
         )
         .await?;
-    }
-    tx.commit().await?;
-    Ok(Some(Recorded {
-        event_id,
-        new: true,
-        changed,
+    Ok(existing.map(|r| Recorded {
+        event_id: r.get(0),
+        new: false,
+        changed: r.get(1),
+        superseded: r.get(2),
+        received_at: r.get(3),
     }))
+}
+
+/// One recorded request, as a job reads it back.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub id: Uuid,
+    pub phone: String,
+    pub action: String,
+    pub source: String,
+    pub changed: bool,
+    pub received_at: DateTime<Utc>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+pub async fn request(pool: &Pool, id: Uuid) -> Result<Option<StoredRequest>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_opt(
+            "SELECT id, phone_number, action, source, changed_status, received_at, occurred_at
+             FROM optout_events WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| StoredRequest {
+            id: r.get(0),
+            phone: r.get(1),
+            action: r.get(2),
+            source: r.get(3),
+            changed: r.get(4),
+            received_at: r.get(5),
+            occurred_at: r.get(6),
+        }))
 }
 
 /// Claim the one reply (confirmation or help answer) of request `event_id`: `true`
@@ -174,7 +182,7 @@ pub async fn save_reply_send(pool: &Pool, event_id: Uuid, send_id: Uuid) -> Resu
     Ok(())
 }
 
-/// What GHL was last told about a number (its contact's SMS DND and tags).
+/// What a GHL contact of the number was last told (its SMS DND and tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GhlState {
     pub status: String,
@@ -182,12 +190,17 @@ pub struct GhlState {
     pub applied_at: DateTime<Utc>,
 }
 
-pub async fn ghl_state(pool: &Pool, phone: &str) -> Result<Option<GhlState>, DbError> {
+pub async fn ghl_state(
+    pool: &Pool,
+    phone: &str,
+    ghl_contact_id: &str,
+) -> Result<Option<GhlState>, DbError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT status, event_id, applied_at FROM optout_ghl_state WHERE phone_number = $1",
-            &[&phone],
+            "SELECT status, event_id, applied_at FROM optout_ghl_contacts
+             WHERE phone_number = $1 AND ghl_contact_id = $2",
+            &[&phone, &ghl_contact_id],
         )
         .await?;
     Ok(row.map(|r| GhlState {
@@ -222,8 +235,8 @@ pub async fn save_ghl_state(
     let client = pool.get().await?;
     client
         .execute(
-            "INSERT INTO optout_ghl_state (phone_number, ghl_contact_id, status, event_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (phone_number) DO UPDATE SET ghl_contact_id = EXCLUDED.ghl_contact_id,
+            "INSERT INTO optout_ghl_contacts (phone_number, ghl_contact_id, status, event_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (phone_number, ghl_contact_id) DO UPDATE SET
                  status = EXCLUDED.status, event_id = EXCLUDED.event_id, applied_at = now()",
             &[&phone, &ghl_contact_id, &status, &event_id],
         )
@@ -250,11 +263,17 @@ pub struct AuditEvent {
     pub source: String,
     pub source_message_id: String,
     pub raw_text: Option<String>,
+    pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub applied_at: DateTime<Utc>,
     pub resulting_status: Option<String>,
+    pub changed: bool,
+    pub superseded: bool,
+    pub evidence: serde_json::Value,
     /// The reply sent for it (confirmation, help answer), when one was.
     pub reply: Option<String>,
+    /// For a `review`: how an operator resolved it.
+    pub resolution: Option<serde_json::Value>,
 }
 
 /// One send the texting client attempted (refused ones included).
@@ -292,10 +311,14 @@ pub async fn audit(
     let events = client
         .query(
             "SELECT e.id, e.action, e.keyword, e.source, e.source_message_id, e.raw_text, e.received_at,
-                    e.applied_at, e.resulting_status, r.kind || ': ' || coalesce(s.status, 'not sent')
+                    e.applied_at, e.resulting_status, r.kind || ': ' || coalesce(s.status, 'not sent'),
+                    e.occurred_at, e.changed_status, e.superseded, e.evidence,
+                    CASE WHEN v.review_event_id IS NOT NULL THEN jsonb_build_object('resolution', v.resolution,
+                        'reason', v.reason, 'resolvedBy', v.resolved_by, 'resolvedAt', v.resolved_at) END
              FROM optout_events e
              LEFT JOIN optout_replies r ON r.optout_event_id = e.id
              LEFT JOIN texting_sends s ON s.id = r.send_id
+             LEFT JOIN optout_review_resolutions v ON v.review_event_id = e.id
              WHERE e.phone_number = $1 ORDER BY e.applied_at, e.id",
             &[&phone],
         )
@@ -312,6 +335,11 @@ pub async fn audit(
             applied_at: r.get(7),
             resulting_status: r.get(8),
             reply: r.get(9),
+            occurred_at: r.get(10),
+            changed: r.get(11),
+            superseded: r.get(12),
+            evidence: r.get(13),
+            resolution: r.get(14),
         })
         .collect();
     let sends = client
@@ -331,4 +359,207 @@ pub async fn audit(
         })
         .collect();
     Ok((entry, events, sends))
+}
+
+/// One message waiting for an operator's decision (`review`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub id: Uuid,
+    pub phone_number: String,
+    pub keyword: Option<String>,
+    pub source: String,
+    pub raw_text: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The unresolved `review` messages, oldest first.
+pub async fn open_reviews(pool: &Pool, limit: i64) -> Result<Vec<Review>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT e.id, e.phone_number, e.keyword, e.source, e.raw_text, e.occurred_at, e.received_at
+             FROM optout_events e
+             WHERE e.action = 'review'
+               AND NOT EXISTS (SELECT 1 FROM optout_review_resolutions v WHERE v.review_event_id = e.id)
+             ORDER BY e.received_at, e.id LIMIT $1",
+            &[&limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Review {
+            id: r.get(0),
+            phone_number: r.get(1),
+            keyword: r.get(2),
+            source: r.get(3),
+            raw_text: r.get(4),
+            occurred_at: r.get(5),
+            received_at: r.get(6),
+        })
+        .collect())
+}
+
+/// Why a review could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewRefused {
+    Unknown,
+    AlreadyResolved,
+}
+
+/// An operator resolves review `id`: `opt_out` records an opt-out (source `admin`, at
+/// the message's own time, the decision as its evidence); `dismiss` only the decision.
+/// Returns the opt-out recorded, if any.
+pub async fn resolve_review(
+    pool: &Pool,
+    id: Uuid,
+    opt_out: bool,
+    reason: &str,
+    by: Option<&str>,
+) -> Result<Result<Option<Recorded>, ReviewRefused>, DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // One resolution at a time per review (the audit is append-only for us: no row
+    // locks, which need UPDATE); the resolutions' key refuses a second one anyway.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('optout-review:' || $1::text, 0))",
+        &[&id.to_string()],
+    )
+    .await?;
+    let review = tx
+        .query_opt(
+            "SELECT phone_number, raw_text, occurred_at, keyword FROM optout_events
+             WHERE id = $1 AND action = 'review'",
+            &[&id],
+        )
+        .await?;
+    let Some(review) = review else {
+        return Ok(Err(ReviewRefused::Unknown));
+    };
+    let done: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM optout_review_resolutions WHERE review_event_id = $1)",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if done {
+        return Ok(Err(ReviewRefused::AlreadyResolved));
+    }
+    let mut recorded = None;
+    if opt_out {
+        let phone: String = review.get(0);
+        let text: Option<String> = review.get(1);
+        let source_id = format!("review:{id}");
+        let row = tx
+            .query_one(
+                "INSERT INTO optout_events (phone_number, action, keyword, source, source_message_id,
+                     raw_text, occurred_at, received_at, evidence)
+                 VALUES ($1, 'opt_out', $2, 'admin', $3, $4, $5, now(),
+                     jsonb_build_object('review', $6::text, 'reason', $7::text, 'resolvedBy', $8::text))
+                 RETURNING id, changed_status, superseded, received_at",
+                &[
+                    &phone,
+                    &review.get::<_, Option<String>>(3),
+                    &source_id,
+                    &text,
+                    &review.get::<_, DateTime<Utc>>(2),
+                    &id.to_string(),
+                    &reason,
+                    &by,
+                ],
+            )
+            .await?;
+        recorded = Some(Recorded {
+            event_id: row.get(0),
+            new: true,
+            changed: row.get(1),
+            superseded: row.get(2),
+            received_at: row.get(3),
+        });
+    }
+    tx.execute(
+        "INSERT INTO optout_review_resolutions (review_event_id, resolution, reason, resolved_by, optout_event_id)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &id,
+            &if opt_out { "opt_out" } else { "dismiss" },
+            &reason,
+            &by,
+            &recorded.as_ref().map(|r| r.event_id),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(recorded))
+}
+
+/// A text to an opted-out number that the middleware did not send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub id: Uuid,
+    pub phone_number: String,
+    pub source: String,
+    pub event_id: Uuid,
+    pub sent_at: DateTime<Utc>,
+    pub detected_at: DateTime<Utc>,
+}
+
+/// Record an incident if `phone` was opted out when the text went out (`sent_at`):
+/// inside the ingest's transaction. Returns whether it was one.
+pub async fn note_unguarded_send(
+    client: &deadpool_postgres::Client,
+    phone: &str,
+    source: &str,
+    event_id: Uuid,
+    sent_at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = client
+        .execute(
+            "INSERT INTO compliance_incidents (phone_number, source, event_id, sent_at, optout_event_id)
+             SELECT $1, $2, $3, $4, r.last_event_id FROM optout_registry r
+             WHERE r.phone_number = $1 AND r.status = 'opted_out' AND r.last_event_at <= $4",
+            &[&phone, &source, &event_id, &sent_at],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Incidents, newest first (`phone` narrows them to one number).
+pub async fn incidents(
+    pool: &Pool,
+    phone: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Incident>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT id, phone_number, source, event_id, sent_at, detected_at FROM compliance_incidents
+             WHERE $1::text IS NULL OR phone_number = $1 ORDER BY detected_at DESC LIMIT $2",
+            &[&phone, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Incident {
+            id: r.get(0),
+            phone_number: r.get(1),
+            source: r.get(2),
+            event_id: r.get(3),
+            sent_at: r.get(4),
+            detected_at: r.get(5),
+        })
+        .collect())
+}
+
+/// The GHL contacts of `phone` the registry was ever shown on.
+pub async fn ghl_contacts_told(pool: &Pool, phone: &str) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT ghl_contact_id FROM optout_ghl_contacts WHERE phone_number = $1 ORDER BY applied_at",
+            &[&phone],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }

@@ -41,6 +41,33 @@ pub async fn mapping_by_phone_or_email(
     }
 }
 
+/// The phone mapped to GHL contact `ghl_id`.
+pub async fn mapping_by_ghl_phone(pool: &Pool, ghl_id: &str) -> Result<Option<String>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_opt(
+            "SELECT phone_number FROM contact_mappings WHERE ghl_contact_id = $1",
+            &[&ghl_id],
+        )
+        .await?
+        .and_then(|r| r.get(0)))
+}
+
+/// Every mapped GHL contact with this phone (duplicates in GHL map separately).
+pub async fn ghl_contacts_by_phone(pool: &Pool, phone: &str) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query(
+            "SELECT ghl_contact_id FROM contact_mappings WHERE phone_number = $1
+               AND ghl_contact_id IS NOT NULL ORDER BY updated_at DESC",
+            &[&phone],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 async fn mapping_where(pool: &Pool, column: &str, value: &str) -> Result<Option<Mapping>, DbError> {
     let client = pool.get().await?;
     // `column` is one of this module's literals, never input.
@@ -259,7 +286,9 @@ pub async fn record_fingerprint(
     Ok(())
 }
 
-/// Whether the middleware itself wrote exactly these fields within the echo window.
+/// Whether these fields are the echo of the middleware's *latest* write to the entity,
+/// within the echo window (SPEC §5): a person reverting to a value we wrote earlier
+/// (A → B → A) is a real change, not an echo.
 pub async fn is_echo(
     pool: &Pool,
     system: &str,
@@ -270,13 +299,30 @@ pub async fn is_echo(
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT 1 FROM write_fingerprints WHERE system = $1 AND entity_id = $2 AND fields_hash = $3
-               AND written_at > now() - make_interval(secs => $4) LIMIT 1",
+            "SELECT fields_hash = $3 FROM write_fingerprints WHERE system = $1 AND entity_id = $2
+               AND written_at > now() - make_interval(secs => $4)
+             ORDER BY written_at DESC, id DESC LIMIT 1",
             &[&system, &entity_id, &hash, &(window_seconds as f64)],
         )
-        .await
-        ?;
-    Ok(row.is_some())
+        .await?;
+    Ok(row.is_some_and(|r| r.get(0)))
+}
+
+/// A real change of the entity was applied: what we wrote before is no longer what it
+/// holds, so none of those writes can be echoed any more.
+pub async fn forget_fingerprints(
+    pool: &Pool,
+    system: &str,
+    entity_id: &str,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM write_fingerprints WHERE system = $1 AND entity_id = $2",
+            &[&system, &entity_id],
+        )
+        .await?;
+    Ok(())
 }
 
 pub async fn tag_snapshot(pool: &Pool, ghl_id: &str) -> Result<Vec<String>, DbError> {

@@ -5,6 +5,8 @@
 //! sync → ops, verity → app; `shared/tests/layers.rs` checks it).
 pub mod verity;
 
+use std::time::Duration;
+
 use crate::domain::EventKind;
 use crate::ingest::webhook_broadcast::settle_interval;
 use crate::ingest::Ingest;
@@ -55,6 +57,10 @@ pub async fn texting_consumer(s: &Settings) -> Result<Consumer<TextingRouter>, C
         help: s.get("TEXTING_HELP_REPLY").map(str::to_string),
         stop_confirmation: s.get("TEXTING_STOP_CONFIRMATION").map(str::to_string),
         from_number: s.get("TEXTING_FROM_NUMBER").map(str::to_string),
+        confirmation_window: Duration::from_secs(s.parse_or(
+            "TEXTING_STOP_CONFIRMATION_WINDOW_SECONDS",
+            crate::sync::optout_job::CONFIRMATION_WINDOW.as_secs(),
+        )?),
     };
     Ok(Consumer {
         kind: EventKind::Texting,

@@ -4,13 +4,17 @@ use std::sync::Arc;
 
 use crate::adapters::catalog_source;
 use crate::auth::clerk::ClerkVerifier;
+use crate::domain::verity::access::{parse_keys, parse_sms_operations, ScopedKey};
 use crate::domain::verity::catalog::Catalog;
 use crate::domain::verity::tools::Toolset;
 use crate::lambda::{ConfigError, Settings};
 use crate::providers::verity_api::{VerityAuth, VerityClient};
 use crate::verity::gateway::{Gateway, GATEWAY_BUDGET};
+use crate::verity::guard::SmsGuard;
 use crate::verity::mcp::{McpSettings, Principal, VerityMcp};
 use crate::verity::mcp_http::McpHttp;
+use crate::verity::principal::ClerkSessions;
+use deadpool_postgres::Pool;
 
 /// Verity's client with the service credential: `VERITY_API_KEY`, else a Clerk machine
 /// token minted with `CLERK_MACHINE_SECRET_KEY`. Never a user's session.
@@ -27,7 +31,7 @@ pub fn client(s: &Settings) -> Result<VerityClient, ConfigError> {
         (None, None) => return Err(ConfigError::Missing("VERITY_API_KEY")),
     };
     let mut c = VerityClient::new(
-        crate::providers::http_client(),
+        crate::providers::http_client_no_redirects(),
         s.require("VERITY_BASE_URL")?,
         auth,
     );
@@ -69,20 +73,62 @@ pub fn clerk(s: &Settings) -> Result<Option<ClerkVerifier>, ConfigError> {
     }
 }
 
+/// The callers' keys: `MCP_API_KEYS` when set, else `DF_MIDDLEWARE_API_KEY`; for the
+/// gateway `DF_MIDDLEWARE_API_KEY` always counts too. Each may carry a scope.
+pub fn keys(s: &Settings, gateway: bool) -> Result<Vec<ScopedKey>, ConfigError> {
+    let invalid = |name, reason| ConfigError::Invalid { name, reason };
+    let mut keys = match s.get("MCP_API_KEYS") {
+        Some(list) => parse_keys(list).map_err(|r| invalid("MCP_API_KEYS", r))?,
+        None => Vec::new(),
+    };
+    if gateway || keys.is_empty() {
+        let own = parse_keys(s.require("DF_MIDDLEWARE_API_KEY")?)
+            .map_err(|r| invalid("DF_MIDDLEWARE_API_KEY", r))?;
+        keys.extend(own);
+    }
+    Ok(keys)
+}
+
+/// The opt-out guard of SMS operations (`VERITY_SMS_OPERATIONS` beside the built-in
+/// ones), on the registry at `DATABASE_URL`.
+pub fn sms_guard(s: &Settings, pool: Option<Pool>) -> Result<SmsGuard, ConfigError> {
+    Ok(SmsGuard {
+        operations: parse_sms_operations(s.get_or("VERITY_SMS_OPERATIONS", "")).map_err(
+            |reason| ConfigError::Invalid {
+                name: "VERITY_SMS_OPERATIONS",
+                reason,
+            },
+        )?,
+        pool,
+        default_country: s.default_country(),
+    })
+}
+
+fn audit_pool(s: &Settings) -> Result<Option<Pool>, ConfigError> {
+    match s.get("DATABASE_URL") {
+        Some(_) => Ok(Some(s.pool()?)),
+        None => Ok(None),
+    }
+}
+
 pub async fn gateway(s: &Settings) -> Result<Gateway, ConfigError> {
     let catalog = catalog(s).await.map(Arc::new);
     if let Err(e) = &catalog {
         tracing::error!(error = %e, "verity catalog unavailable");
     }
+    let pool = audit_pool(s)?;
     Ok(Gateway {
         catalog,
         client: client(s)?,
-        api_key: s.require("DF_MIDDLEWARE_API_KEY")?.to_string(),
+        keys: keys(s, true)?,
         budget: GATEWAY_BUDGET,
+        guard: sms_guard(s, pool.clone())?,
+        audit: pool,
     })
 }
 
-/// The MCP handler; `audit` rows go to `DATABASE_URL` when it is set.
+/// The MCP handler; `audit` rows go to `DATABASE_URL` when it is set, and the SMS
+/// guard reads the registry there.
 pub async fn mcp_handler(
     s: &Settings,
     principal: Option<Principal>,
@@ -91,36 +137,48 @@ pub async fn mcp_handler(
         name: "VERITY_CATALOG_URI",
         reason,
     })?;
-    let audit = match s.get("DATABASE_URL") {
-        Some(_) => Some(s.pool()?),
-        None => None,
-    };
+    let pool = audit_pool(s)?;
+    let settings = McpSettings::from_settings(s)?;
     Ok(VerityMcp::new(
-        Arc::new(Toolset::new(Arc::new(catalog))),
+        Arc::new(Toolset::with_max_name(
+            Arc::new(catalog),
+            settings.max_tool_name,
+        )),
         client(s)?,
-        McpSettings::from_settings(s)?,
-        audit,
+        settings,
+        pool.clone(),
         principal,
+        sms_guard(s, pool)?,
     ))
 }
 
-/// `mcp-http`: keys from `MCP_API_KEYS` (else `DF_MIDDLEWARE_API_KEY`), hosts from
-/// `MCP_ALLOWED_HOSTS` (else loopback only).
-pub async fn mcp_http(s: &Settings) -> Result<McpHttp, ConfigError> {
-    let keys: Vec<String> = match s.get("MCP_API_KEYS") {
-        Some(list) => list
-            .split(',')
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect(),
-        None => vec![s.require("DF_MIDDLEWARE_API_KEY")?.to_string()],
-    };
-    let hosts: Vec<String> = s
-        .get_or("MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
+fn list(s: &Settings, name: &str, default: &str) -> Vec<String> {
+    s.get_or(name, default)
         .split(',')
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .collect();
+        .collect()
+}
+
+/// `mcp-http`: scoped keys, hosts from `MCP_ALLOWED_HOSTS` (else loopback only),
+/// origins from `MCP_ALLOWED_ORIGINS` (else none: a browser's request is refused),
+/// Clerk sessions only with `CLERK_SESSIONS_ALLOWED=true`.
+pub async fn mcp_http(s: &Settings) -> Result<McpHttp, ConfigError> {
+    let sessions = match s.parse_or("CLERK_SESSIONS_ALLOWED", false)? {
+        true => Some(ClerkSessions {
+            verifier: clerk(s)?
+                .ok_or(ConfigError::Missing("CLERK_JWT_KEY"))?
+                .with_audience(s.get("CLERK_AUDIENCE").map(str::to_string)),
+            admin_claim: s.get("CLERK_ADMIN_CLAIM").map(str::to_string),
+        }),
+        false => None,
+    };
     let handler = mcp_handler(s, None).await?;
-    Ok(McpHttp::new(handler, keys, clerk(s)?, hosts))
+    Ok(McpHttp::new(
+        handler,
+        keys(s, false)?,
+        sessions,
+        list(s, "MCP_ALLOWED_HOSTS", "localhost,127.0.0.1"),
+        list(s, "MCP_ALLOWED_ORIGINS", ""),
+    ))
 }

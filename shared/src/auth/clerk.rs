@@ -21,6 +21,29 @@ pub struct ClerkClaims {
     pub sid: Option<String>,
     #[serde(default)]
     pub azp: Option<String>,
+    /// Every other claim (an admin claim, `metadata`, …), for the authorization rules.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ClerkClaims {
+    /// Whether the claim `name` (a top-level claim, or `a.b` inside one) is `true` (or
+    /// the string "true" / "admin").
+    pub fn flag(&self, name: &str) -> bool {
+        let mut parts = name.split('.');
+        let Some(first) = parts.next() else {
+            return false;
+        };
+        let mut v = self.other.get(first);
+        for p in parts {
+            v = v.and_then(|x| x.get(p));
+        }
+        match v {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s == "true" || s == "admin",
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +73,8 @@ pub struct ClerkVerifier {
     keys: Keys,
     issuer: String,
     authorized_parties: Vec<String>,
+    /// `CLERK_AUDIENCE`: when set, `aud` must name it.
+    audience: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,7 +91,14 @@ impl ClerkVerifier {
             keys: Keys::Pem(key),
             issuer: issuer.to_string(),
             authorized_parties: parties,
+            audience: None,
         })
+    }
+
+    /// Require `aud` to name `audience` (`CLERK_AUDIENCE`).
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience.filter(|a| !a.trim().is_empty());
+        self
     }
 
     /// With the instance's JWKS URL (fetched on first use).
@@ -79,6 +111,7 @@ impl ClerkVerifier {
             },
             issuer: issuer.to_string(),
             authorized_parties: parties,
+            audience: None,
         }
     }
 
@@ -125,9 +158,17 @@ impl ClerkVerifier {
         let mut v = Validation::new(Algorithm::RS256);
         v.leeway = LEEWAY_SECONDS;
         v.validate_nbf = true;
-        v.validate_aud = false;
+        match &self.audience {
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+            }
+            None => v.validate_aud = false,
+        }
         v.set_issuer(&[&self.issuer]);
-        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        if self.audience.is_none() {
+            v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        }
         let data = decode::<ClerkClaims>(token, &key, &v)
             .map_err(|e| ClerkError::Rejected(e.to_string()))?;
         if let Some(azp) = &data.claims.azp {

@@ -26,6 +26,8 @@ pub struct Contact {
     pub dnc: Option<bool>,
     /// GHL's SMS DND (`dndSettings.SMS`), the opt-out registry's mirror; Aloware has none.
     pub sms_dnd: Option<bool>,
+    /// GHL's SMS DND is `permanent`: never downgraded or cleared by the middleware.
+    pub sms_dnd_permanent: bool,
     pub tags: Vec<String>,
 }
 
@@ -106,17 +108,25 @@ impl Contact {
             lead_source: owned(first_text(c, &["lead_source", "contact_source"])),
             dnc: bool_of(c.get("is_dnc")),
             sms_dnd: None,
+            sms_dnd_permanent: false,
             tags: Vec::new(),
         }
     }
 
-    /// From a GHL contact (API `contact` object or a contact webhook body).
+    /// From a GHL contact (API `contact` object or a contact webhook body). DND as GHL
+    /// defines it (`DndSettingSchema`): a channel's status is `active`, `inactive` or
+    /// `permanent`, and only `inactive` is off (an unknown value is read as on: failing
+    /// closed); `dnd: true` is DND on every channel.
     pub fn from_ghl(c: &Value, country: &str) -> Contact {
         let (first, last) = split_name(c, "firstName", "lastName", "name");
-        let dnd_call = c
-            .pointer("/dndSettings/Call/status")
-            .and_then(Value::as_str)
-            .map(|s| s == "active");
+        let all = c.get("dnd").and_then(Value::as_bool) == Some(true);
+        let channel = |name: &str| {
+            c.pointer(&format!("/dndSettings/{name}/status"))
+                .and_then(Value::as_str)
+                .map(|s| s != "inactive")
+        };
+        let dnd_call = channel("Call").map(|on| on || all);
+        let sms_status = c.pointer("/dndSettings/SMS/status").and_then(Value::as_str);
         Contact {
             first_name: first,
             last_name: last,
@@ -130,10 +140,8 @@ impl Contact {
             country: owned(text(c.get("country"))),
             lead_source: owned(text(c.get("source"))),
             dnc: dnd_call.or_else(|| bool_of(c.get("dnd"))),
-            sms_dnd: c
-                .pointer("/dndSettings/SMS/status")
-                .and_then(Value::as_str)
-                .map(|s| s == "active"),
+            sms_dnd: channel("SMS").map(|on| on || all).or(all.then_some(true)),
+            sms_dnd_permanent: sms_status == Some("permanent"),
             tags: ghl_tags(c.get("tags")),
         }
     }
@@ -276,6 +284,7 @@ pub fn merge(incoming: &Contact, source: Side, target: &Contact, policy: Policy)
         },
         // The registry decides SMS DND; a contact sync never changes it.
         sms_dnd: target.sms_dnd,
+        sms_dnd_permanent: target.sms_dnd_permanent,
         tags: union_tags(&target.tags, &incoming.tags),
     };
     // Name: the longer non-empty full name (merge); else by policy.
@@ -454,6 +463,32 @@ pub fn fingerprint(c: &Contact) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ghl_dnd_as_ghl_defines_it() {
+        let c = |v: Value| Contact::from_ghl(&v, "US");
+        let sms = |status: &str| c(serde_json::json!({"dndSettings": {"SMS": {"status": status}}}));
+        assert_eq!(sms("active").sms_dnd, Some(true));
+        assert_eq!(sms("inactive").sms_dnd, Some(false));
+        assert_eq!(sms("permanent").sms_dnd, Some(true));
+        assert!(sms("permanent").sms_dnd_permanent);
+        assert_eq!(sms("foo").sms_dnd, Some(true), "unknown values fail closed");
+        assert_eq!(
+            c(serde_json::json!({"dnd": true})).sms_dnd,
+            Some(true),
+            "dnd: all channels"
+        );
+        assert_eq!(
+            c(serde_json::json!({"dnd": true, "dndSettings": {"SMS": {"status": "inactive"}}}))
+                .sms_dnd,
+            Some(true)
+        );
+        assert_eq!(c(serde_json::json!({"dnd": false})).sms_dnd, None);
+        assert_eq!(
+            c(serde_json::json!({"dndSettings": {"Call": {"status": "permanent"}}})).dnc,
+            Some(true)
+        );
+    }
 
     #[test]
     fn the_fingerprint_covers_dnd_tags_and_lead_source() {

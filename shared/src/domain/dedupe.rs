@@ -51,6 +51,16 @@ pub fn ghl(
     }
 }
 
+/// A signed GHL body with neither `webhookId` nor a readable `timestamp`: nothing but
+/// its bytes tells a replay from a new delivery, so the body hash is its key for ever.
+pub fn ghl_signed_body(event_type: &str, entity_id: Option<&str>, raw: &[u8]) -> DedupeKey {
+    DedupeKey::Id(format!(
+        "ghl:signed-body:{event_type}:{}:{}",
+        entity_id.unwrap_or("-"),
+        body_hash(raw)
+    ))
+}
+
 /// Aloware call events: communication id + disposition state, so `Call-Disposed`
 /// restating a disposition collides with the disposition event it repeats.
 pub fn aloware_call(communication_id: &str, disposition_state: &str) -> DedupeKey {

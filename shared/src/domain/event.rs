@@ -9,6 +9,8 @@ pub enum Source {
     Texting,
     /// An operator's manual sync request (a job in the webhook inbox).
     Admin,
+    /// The opt-out registry's own job (the reply and GHL mirror of a request).
+    Registry,
 }
 
 impl Source {
@@ -18,6 +20,7 @@ impl Source {
             Source::Ghl => "ghl",
             Source::Texting => "texting",
             Source::Admin => "admin",
+            Source::Registry => "registry",
         }
     }
 }

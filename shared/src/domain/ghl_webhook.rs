@@ -93,7 +93,12 @@ pub fn classify(
     };
     let entity_id = entity_id(entity_type, payload);
     let webhook_id = text(payload.get("webhookId"));
-    let dedupe_key = dedupe::ghl(webhook_id, &event_type, entity_id.as_deref(), raw);
+    let dedupe_key = match (webhook_id, timestamp(payload).flatten()) {
+        // Nothing tells one delivery from a replay of it but its bytes: a signed body
+        // seen before is a duplicate, however long ago (no replay window applies).
+        (None, None) => dedupe::ghl_signed_body(&event_type, entity_id.as_deref(), raw),
+        _ => dedupe::ghl(webhook_id, &event_type, entity_id.as_deref(), raw),
+    };
     let classified = Classified {
         person: person(entity_type, payload, default_country),
         location_id: location_id(payload),

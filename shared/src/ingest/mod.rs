@@ -6,6 +6,7 @@
 //! others, well before the function's timeout could make API Gateway answer 5xx. A
 //! stored row whose queue send fails is still acknowledged: `sweep-pending` (and any
 //! duplicate delivery) sends it later.
+pub mod registry;
 pub mod webhook_aloware;
 pub mod webhook_broadcast;
 pub mod webhook_ghl;
@@ -127,6 +128,24 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<(Value, &str), Rejection> {
         return Err(bad("NUL characters (\\u0000) are not accepted".into()));
     }
     Ok((value, text))
+}
+
+/// Why an authenticated body cannot be stored as the JSON it is (Postgres `jsonb`
+/// holds neither invalid UTF-8 nor U+0000), when that is the only thing wrong with it.
+pub(crate) fn unstorable(body: &[u8]) -> Option<&'static str> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Some("the body is not UTF-8");
+    };
+    let value: Value = serde_json::from_str(text).ok()?;
+    contains_nul(&value).then_some("the body holds NUL characters (\\u0000)")
+}
+
+/// What is stored of a body that cannot be stored as JSON: every byte, base64.
+pub(crate) fn unstorable_payload(body: &[u8], reason: &str) -> String {
+    use base64::Engine;
+    json!({"unstorable": reason,
+        "bodyBase64": base64::engine::general_purpose::STANDARD.encode(body)})
+    .to_string()
 }
 
 fn contains_nul(v: &Value) -> bool {

@@ -63,6 +63,26 @@ async fn accept(
     if !auth.authorised(header(req, "authorization")) {
         return Err(Rejection::unauthorized("missing or wrong credentials"));
     }
+    // Aloware never retries: a body only Postgres cannot hold (invalid UTF-8, NUL) is
+    // kept whole, quarantined for an operator, rather than refused and lost.
+    if let Some(reason) = super::unstorable(body) {
+        let stored = super::unstorable_payload(body, reason);
+        let (classified, dedupe_key) =
+            crate::domain::aloware_webhook::unclassifiable(&serde_json::Value::Null, body);
+        let quarantine = format!("unstorable Aloware body: {reason}");
+        let new = NewEvent {
+            source: Source::Aloware,
+            classified: &classified,
+            payload_json: &stored,
+            dedupe: &dedupe_key,
+            texting: None,
+            quarantine: Some(&quarantine),
+            received_at: Some(arrival.wall),
+        };
+        return Ok(ingest
+            .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
+            .await);
+    }
     let (payload, text) = parse_json(body)?;
     let (classified, dedupe_key, problem) = match classify(&payload, body, &ingest.default_country)
     {
@@ -101,8 +121,12 @@ async fn accept(
         quarantine: problem.as_deref(),
         received_at: Some(arrival.wall),
     };
+    let at = match problem {
+        None => super::registry::from_aloware(&payload, &ingest.default_country, arrival.wall),
+        Some(_) => Default::default(),
+    };
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
+        .store_with_registry(new, at, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

@@ -85,15 +85,23 @@ fn authenticate(
     }
 }
 
-/// Replay protection for signed deliveries: a `timestamp`, when present, must be
-/// readable and inside the replay window.
+/// Replay protection for signed deliveries: a readable `timestamp` must be inside the
+/// replay window. One we cannot read is no reason to refuse a body whose signature is
+/// good (a 401 is final for GHL, so a format change would lose every delivery): it is
+/// accepted, and its `webhookId` — else its body hash, for ever — makes a replay a
+/// duplicate.
 fn check_timestamp(payload: &serde_json::Value) -> Result<(), Rejection> {
     match timestamp(payload) {
         Some(Some(ts)) if !is_fresh(ts, Utc::now()) => Err(Rejection::unauthorized(format!(
             "stale timestamp (the replay window is {} hours)",
             REPLAY_WINDOW_SECONDS / 3600
         ))),
-        Some(None) => Err(Rejection::unauthorized("unreadable timestamp")),
+        Some(None) => {
+            tracing::warn!(
+                "signed GHL webhook with an unreadable timestamp: accepted on its signature"
+            );
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -114,6 +122,7 @@ async fn accept(
     let auth = authenticate(cfg, req, body)?;
     let (payload, text) = parse_json(body)?;
     let country = &ingest.default_country;
+    let signed = matches!(auth, Authenticated::Signed);
     let webhook = match auth {
         Authenticated::Signed => {
             check_timestamp(&payload)?;
@@ -131,8 +140,13 @@ async fn accept(
         quarantine: None,
         received_at: Some(arrival.wall),
     };
+    let at = if signed {
+        super::registry::from_ghl(&payload, arrival.wall)
+    } else {
+        Default::default()
+    };
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
+        .store_with_registry(new, at, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

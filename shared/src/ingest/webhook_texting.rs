@@ -55,8 +55,9 @@ async fn accept(
         quarantine: None,
         received_at: Some(arrival.wall),
     };
+    let at = super::registry::from_texting(&webhook.message, arrival.wall);
     Ok(ingest
-        .store_and_acknowledge(new, STORE_FAILURE_STATUS, arrival)
+        .store_with_registry(new, at, STORE_FAILURE_STATUS, arrival)
         .await)
 }
 

@@ -70,14 +70,29 @@ fn require_secret(req: &Request, name: &str, secret: &str) -> Result<(), Refusal
     }
 }
 
-/// Refused (401) unless the request carries the admin secret.
+/// Refused (401) unless the request carries the admin secret; then (400) when a query
+/// parameter holds a NUL character, which no Postgres text can hold.
 pub fn authorize(req: &Request, secret: &str) -> Result<(), Refusal> {
-    require_secret(req, ADMIN_SECRET_HEADER, secret)
+    require_secret(req, ADMIN_SECRET_HEADER, secret)?;
+    no_nul(req)
 }
 
 /// Refused (401) unless the request carries the jobs secret.
 pub fn authorize_jobs(req: &Request, secret: &str) -> Result<(), Refusal> {
-    require_secret(req, JOBS_SECRET_HEADER, secret)
+    require_secret(req, JOBS_SECRET_HEADER, secret)?;
+    no_nul(req)
+}
+
+fn no_nul(req: &Request) -> Result<(), Refusal> {
+    let params = req.query_string_parameters_ref();
+    let bad = params.is_some_and(|q| q.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')))
+        || req.uri().path().contains("%00");
+    if bad {
+        return Err(Refusal::bad_request(
+            "query parameters may not hold NUL characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Refused (405) unless the request uses `method`.

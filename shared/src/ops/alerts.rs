@@ -150,6 +150,22 @@ impl Alerts {
                 window_minutes: ONCE,
             });
         }
+        // Texts another system sent to an opted-out number: once per number per hour.
+        for (phone, count) in ops_store::recent_incidents(&self.pool, ALERT_WINDOW_MINUTES).await? {
+            use sha2::Digest;
+            let tag = &hex::encode(sha2::Sha256::digest(phone.as_bytes()))[..12];
+            out.push(Alert {
+                key: format!("texted_opted_out:{tag}"),
+                severity: "critical",
+                summary: format!(
+                    "another system texted an opted-out number ({}) {count} time(s) in the last hour",
+                    crate::domain::pii::mask_phone(&phone)
+                ),
+                details: json!({"number": crate::domain::pii::mask_phone(&phone), "texts": count}),
+                look_at: vec![self.link("/api/admin/optouts?incidents=true")],
+                window_minutes: ALERT_WINDOW_MINUTES,
+            });
+        }
         // Without a pause (a function that pauses nothing) a rejection still alerts.
         let rejected = ops_store::credential_rejections(&self.pool, RATE_WINDOW_MINUTES).await?;
         if rejected > 0 {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agents;
 pub mod alerts;
+pub mod bulk_replay;
 pub mod events;
 pub mod health;
 pub mod jobs;
@@ -10,5 +11,6 @@ pub mod lists;
 pub mod manual_sync;
 pub mod mappings;
 pub mod optouts;
+pub mod people;
 pub mod retention;
 pub mod stats;

@@ -39,6 +39,11 @@ pub enum SyncError {
     /// the events queued behind this one (it steps aside; the relay re-queues it).
     #[error("waiting: {0}")]
     Waiting(String),
+    /// Not yet, and through no fault of the event (GHL's search has not caught up with
+    /// an earlier attempt's write, another event is creating the same contact): tried
+    /// again after `after`, in its place, without spending an attempt.
+    #[error("not yet: {reason}")]
+    Later { after: Duration, reason: String },
     /// The attempt ran out of the function's time.
     #[error("did not finish before the function's deadline")]
     Deadline,
@@ -53,6 +58,7 @@ impl SyncError {
             },
             SyncError::Store(e) if e.retryable() => FailureClass::Retryable { at_least: None },
             SyncError::Store(_) | SyncError::Invalid(_) => FailureClass::Final,
+            SyncError::Later { after, .. } => FailureClass::Throttled { after: *after },
             SyncError::Waiting(_) | SyncError::Deadline => {
                 FailureClass::Retryable { at_least: None }
             }

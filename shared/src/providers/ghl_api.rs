@@ -20,8 +20,9 @@ const CONVERSATIONS_VERSION: &str = "2021-04-15";
 pub enum Created {
     New(Value),
     /// The location does not allow duplicates and already has this contact (another
-    /// writer created it since our search): its id.
-    Existing(String),
+    /// writer created it since our search). GHL documents the refusal as a plain 400
+    /// (`BadRequestDTO`): the id, when some answer names it anyway.
+    Duplicate(Option<String>),
 }
 
 #[derive(Clone)]
@@ -201,15 +202,18 @@ impl GhlClient {
             .exchange(OP, Method::POST, "/contacts/", &[], Some(&body))
             .await?;
         let v: Option<Value> = serde_json::from_str(&text).ok();
-        if status == 400 {
-            // A location that does not allow duplicates names the contact it has.
-            if let Some(id) = v
+        let says_duplicate = v
+            .as_ref()
+            .and_then(|v| v.get("message"))
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.to_ascii_lowercase().contains("duplicat"));
+        if status == 400 && says_duplicate {
+            let id = v
                 .as_ref()
                 .and_then(|v| v.pointer("/meta/contactId"))
                 .and_then(Value::as_str)
-            {
-                return Ok(Created::Existing(id.to_string()));
-            }
+                .map(str::to_string);
+            return Ok(Created::Duplicate(id));
         }
         if !(200..300).contains(&status) {
             return Err(ProviderError::from_status(Provider::Ghl, OP, status, &text));
@@ -590,15 +594,22 @@ impl GhlClient {
             .unwrap_or_default())
     }
 
-    /// One page of `POST /contacts/search` filtered by tag: `(contacts, total)`.
-    pub async fn search_by_tag(
+    /// Every contact with this phone (E.164), through `POST /contacts/search`: unlike
+    /// the duplicate search, it finds duplicates of the number too (first 100).
+    pub async fn search_by_phone(&self, phone: &str) -> Result<Vec<Value>, ProviderError> {
+        let filter = json!({"field": "phone", "operator": "eq", "value": phone});
+        Ok(self.search(filter, 1, 100).await?.0)
+    }
+
+    /// One page of `POST /contacts/search` with one filter: `(contacts, total)`.
+    async fn search(
         &self,
-        tag: &str,
+        filter: Value,
         page: u32,
         page_limit: u32,
     ) -> Result<(Vec<Value>, u64), ProviderError> {
         let body = json!({"locationId": self.location_id, "page": page, "pageLimit": page_limit,
-            "filters": [{"field": "tags", "operator": "contains", "value": tag}]});
+            "filters": [filter]});
         let v = self
             .call(
                 "search contacts",
@@ -617,6 +628,17 @@ impl GhlClient {
             contacts,
             v.get("total").and_then(Value::as_u64).unwrap_or(0),
         ))
+    }
+
+    /// One page of `POST /contacts/search` filtered by tag: `(contacts, total)`.
+    pub async fn search_by_tag(
+        &self,
+        tag: &str,
+        page: u32,
+        page_limit: u32,
+    ) -> Result<(Vec<Value>, u64), ProviderError> {
+        let filter = json!({"field": "tags", "operator": "contains", "value": tag});
+        self.search(filter, page, page_limit).await
     }
 }
 

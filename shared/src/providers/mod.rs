@@ -48,6 +48,17 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client builds")
 }
 
+/// As [`http_client`], following no redirect: a 3xx from Verity is passed through, never
+/// replayed with the service credential to a path the catalog does not list.
+pub fn http_client_no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client builds")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{segment, Provider};

@@ -79,14 +79,25 @@ pub struct Sent {
     pub message: SentMessage,
 }
 
-const GUARD: &str =
+/// The guard's statement: the attempt is recorded as it reads the registry. An opted-out
+/// number is refused, but for the confirmation of the opt-out that is its current entry
+/// and the answer to a HELP it sent (HELP is answered to any number).
+pub const GUARD: &str =
     "INSERT INTO texting_sends (to_number, from_number, purpose, optout_event_id, status)
     SELECT $1, $2, $3, $4,
         CASE WHEN r.status = 'opted_out'
                   AND NOT ($3 = 'optout_confirmation' AND r.last_event_id IS NOT DISTINCT FROM $4)
+                  AND NOT ($3 = 'help_reply' AND EXISTS (SELECT 1 FROM optout_events h
+                           WHERE h.id = $4 AND h.action = 'help' AND h.phone_number = $1))
              THEN 'refused' ELSE 'sending' END
     FROM (SELECT 1) AS one LEFT JOIN optout_registry r ON r.phone_number = $1
     RETURNING id, status";
+
+/// Read the registry for a send after any opt-out of `phone` being recorded right now
+/// has committed: the request holds this key exclusively while it is applied (the
+/// registry's trigger), a guard shared; the guard's own statement then reads the
+/// registry in a snapshot taken after the lock.
+pub const GUARD_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))";
 
 impl TextingClient {
     pub fn new(
@@ -113,13 +124,15 @@ impl TextingClient {
         purpose: Purpose,
     ) -> Result<Sent, SendError> {
         let to = to_e164(to, &self.default_country).ok_or(SendError::InvalidNumber)?;
-        let client = self.pool.get().await.map_err(DbError::from)?;
-        let stmt = client.prepare_cached(GUARD).await.map_err(DbError::from)?;
-        let row = client
-            .query_one(&stmt, &[&to, &from, &purpose.name(), &purpose.event()])
-            .await
-            .map_err(DbError::from)?;
-        let (send_id, status): (Uuid, String) = (row.get(0), row.get(1));
+        let mut client = self.pool.get().await.map_err(DbError::from)?;
+        let (send_id, status) = guarded(
+            &mut client,
+            &to,
+            Some(from),
+            purpose.name(),
+            purpose.event(),
+        )
+        .await?;
         if status == "refused" {
             tracing::warn!(send_id = %send_id, purpose = purpose.name(), "send to an opted-out number refused");
             return Err(SendError::OptedOut);
@@ -153,6 +166,22 @@ impl TextingClient {
         self.raw.pauses = Some(pauses);
         self
     }
+}
+
+/// Record a send attempt to `to` and read the registry for it, after any opt-out being
+/// recorded has committed: `(send id, "sending" | "refused")`.
+pub async fn guarded(
+    client: &mut deadpool_postgres::Client,
+    to: &str,
+    from: Option<&str>,
+    purpose: &str,
+    event: Option<Uuid>,
+) -> Result<(Uuid, String), DbError> {
+    let tx = client.transaction().await?;
+    tx.execute(GUARD_LOCK, &[&to]).await?;
+    let row = tx.query_one(GUARD, &[&to, &from, &purpose, &event]).await?;
+    tx.commit().await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// The HTTP API itself. Private: sends happen only through [`TextingClient::send`].

@@ -72,6 +72,9 @@ pub enum UpstreamError {
     TooLarge(usize),
     #[error("could not reach Verity: {0}")]
     Transport(String),
+    /// No connection was made: the request cannot have reached Verity.
+    #[error("could not connect to Verity: {0}")]
+    NotConnected(String),
     #[error("could not obtain a service credential for Verity: {0}")]
     Credential(String),
 }
@@ -151,10 +154,18 @@ impl VerityClient {
             }
             let (status, retry_after, body) = match self.once(req, headers, &token, left).await {
                 Ok(r) => r,
-                Err(UpstreamError::Transport(_)) if attempts < 3 && req.method.idempotent() => {
+                // A refused connection never reached Verity: safe to repeat any method.
+                Err(UpstreamError::Transport(_) | UpstreamError::NotConnected(_))
+                    if attempts < 3 && req.method.idempotent() =>
+                {
                     tokio::time::sleep(backoff(attempts, None, deadline)).await;
                     continue;
                 }
+                Err(UpstreamError::NotConnected(_)) if attempts < 3 => {
+                    tokio::time::sleep(backoff(attempts, None, deadline)).await;
+                    continue;
+                }
+                Err(UpstreamError::NotConnected(e)) => return Err(UpstreamError::Transport(e)),
                 Err(e) => return Err(e),
             };
             if status == 401 && matches!(self.auth, VerityAuth::ClerkMachine { .. }) && !refreshed {
@@ -162,10 +173,10 @@ impl VerityClient {
                 self.credential(true).await?;
                 continue;
             }
-            // 429 / 503: not processed. Other 5xx: maybe processed, so only repeatable methods.
+            // 429: not processed. A 5xx may come after the work was done (an SMS handed
+            // to the carrier, then a failed write): only repeatable methods retry it.
             let retryable = status == 429
-                || status == 503
-                || (matches!(status, 500 | 502 | 504) && req.method.idempotent());
+                || (matches!(status, 500 | 502 | 503 | 504) && req.method.idempotent());
             let wait = backoff(attempts, retry_after, deadline);
             if retryable
                 && attempts < 5
@@ -212,6 +223,8 @@ impl VerityClient {
         let mut resp = r.send().await.map_err(|e| {
             if e.is_timeout() {
                 UpstreamError::Timeout
+            } else if e.is_connect() {
+                UpstreamError::NotConnected(e.without_url().to_string())
             } else {
                 UpstreamError::Transport(e.without_url().to_string())
             }

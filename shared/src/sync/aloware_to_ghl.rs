@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{conversations, marked, Outcome, SyncDeps, SyncError};
+use super::dnd::{set_channel, Want};
+use super::ghl_contact::{create_once, CreateOnce, Identity};
+use super::{conversations, marked, optout_mirror, Outcome, SyncDeps, SyncError};
 use crate::adapters::event_store::EventRow;
 use crate::adapters::sync_store::{self, CallNote, NoteIntent};
 use crate::domain::call::{self, CallEventKind, CallFacts};
 use crate::domain::contact::{changed, fingerprint, ghl_fields, merge, Contact, Policy, Side};
 use crate::domain::json::{id_str, text};
 use crate::domain::phone::to_e164;
-use crate::providers::ghl_api::Created;
 
 const DIRECTION: &str = "aloware_to_ghl";
 
@@ -69,18 +70,6 @@ fn new_contact_body(
     Value::Object(body)
 }
 
-/// The contact's whole `dndSettings` with Call DND on: GHL may replace the object on
-/// write, so every channel already set (an SMS opt-out) is carried along.
-fn dnd_with_call_active(current: &Value) -> Value {
-    let mut settings = current
-        .get("dndSettings")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    settings.insert("Call".into(), json!({"status": "active"}));
-    Value::Object(settings)
-}
-
 fn has_tag(contact: &Contact, tag: &str) -> bool {
     contact.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
 }
@@ -104,6 +93,7 @@ pub(crate) async fn sync_contact(
         if sync_store::is_echo(&deps.pool, "aloware", id, &hash, deps.echo_window_seconds).await? {
             return Ok(None);
         }
+        sync_store::forget_fingerprints(&deps.pool, "aloware", id).await?;
     }
     let mapped = match &aloware_id {
         Some(id) => sync_store::mapping_by_aloware(&deps.pool, id)
@@ -146,6 +136,10 @@ pub(crate) async fn sync_contact(
         DIRECTION,
     )
     .await?;
+    // The SMS opt-out registry reaches every GHL contact of the number, this one too.
+    if let Some(phone) = incoming.phone.as_deref().filter(|p| p.starts_with('+')) {
+        optout_mirror::show_in_ghl(deps, phone, &synced.ghl_id).await?;
+    }
     Ok(Some(synced))
 }
 
@@ -162,6 +156,10 @@ async fn create_contact(
         ));
     }
     let mut body = new_contact_body(deps, incoming, aloware_id, source, &[]);
+    if deps.policy != Policy::Aloware {
+        // A contact made for an opted-out number is made with its DND and tags.
+        body = optout_mirror::with_registry(deps, incoming.phone.as_deref(), body).await?;
+    }
     // Policy aloware skips the search: GHL's upsert (match by email / phone, overwrite)
     // is the policy, one call. It may land on an existing contact, whose tags an
     // upsert's `tags` would replace: tags go through the additive tags endpoint. After a
@@ -177,11 +175,21 @@ async fn create_contact(
                 .await?
                 .1
         }
-        _ => match deps.ghl.create_contact(&marked(deps, origin, body)).await? {
-            Created::New(contact) => contact,
+        _ => match create_once(
+            deps,
+            &Identity {
+                phone: incoming.phone.as_deref(),
+                email: incoming.email.as_deref(),
+            },
+            &marked(deps, origin, body),
+            origin,
+        )
+        .await?
+        {
+            CreateOnce::Created(contact) => contact,
             // Created by another writer since our search (a texting event about the
-            // same person, on the other queue): merge into it instead.
-            Created::Existing(id) => {
+            // same person, on the other queue), or by an earlier attempt: merge into it.
+            CreateOnce::Existing(id) => {
                 return match deps.ghl.get_contact(&id).await? {
                     Some(current) => update_contact(deps, incoming, &current, origin).await,
                     None => Err(SyncError::Waiting(
@@ -219,18 +227,17 @@ async fn update_contact(
         .ok_or_else(|| SyncError::Invalid("GHL contact without id".into()))?;
     let current = Contact::from_ghl(current_json, &deps.default_country);
     let merged = merge(incoming, Side::Aloware, &current, deps.policy);
-    let mut diff: Map<String, Value> = changed(&ghl_fields(&current), &ghl_fields(&merged.contact))
+    let diff: Map<String, Value> = changed(&ghl_fields(&current), &ghl_fields(&merged.contact))
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     let mut missing_tags: Vec<String> = Vec::new();
-    if merged.contact.dnc == Some(true) && current.dnc != Some(true) {
-        diff.insert("dndSettings".into(), dnd_with_call_active(current_json));
-    }
+    // Call DND goes through the contact's DND lock (below), never in this PUT.
+    let call_dnd = merged.contact.dnc == Some(true) && current.dnc != Some(true);
     if merged.contact.dnc == Some(true) && !has_tag(&current, "dnc") {
         missing_tags.push("DNC".into());
     }
-    let wrote = !diff.is_empty() || !missing_tags.is_empty();
+    let wrote = !diff.is_empty() || !missing_tags.is_empty() || call_dnd;
     if wrote {
         // The state GHL will report once written: recorded first, so the echo webhook
         // is recognised however soon it arrives.
@@ -249,6 +256,14 @@ async fn update_contact(
     }
     if !missing_tags.is_empty() {
         deps.ghl.add_tags(&ghl_id, &missing_tags).await?;
+    }
+    if call_dnd {
+        set_channel(deps, &ghl_id, "Call", Want::On, |after| {
+            after
+                .tags
+                .extend(missing_tags.iter().map(|t| t.to_lowercase()));
+        })
+        .await?;
     }
     Ok(SyncedContact {
         ghl_id,
@@ -325,21 +340,30 @@ async fn call_contact(
         Some(id) => (id, false),
         None => {
             let source = contact.cloned().unwrap_or(Value::Null);
-            let body = new_contact_body(
+            let body = optout_mirror::with_registry(
                 deps,
-                &incoming,
-                aloware_id.as_deref(),
-                &source,
-                &facts.tags(),
-            );
-            match deps.ghl.create_contact(&marked(deps, origin, body)).await? {
-                Created::New(created) => {
+                incoming.phone.as_deref(),
+                new_contact_body(
+                    deps,
+                    &incoming,
+                    aloware_id.as_deref(),
+                    &source,
+                    &facts.tags(),
+                ),
+            )
+            .await?;
+            let who = Identity {
+                phone: incoming.phone.as_deref(),
+                email: incoming.email.as_deref(),
+            };
+            match create_once(deps, &who, &marked(deps, origin, body), origin).await? {
+                CreateOnce::Created(created) => {
                     let id = Contact::ghl_id(&created).ok_or_else(|| {
                         SyncError::Invalid("GHL returned a contact without id".into())
                     })?;
                     (id, true)
                 }
-                Created::Existing(id) => (id, false),
+                CreateOnce::Existing(id) => (id, false),
             }
         }
     };
@@ -454,6 +478,11 @@ async fn create_call_note(
         None => {
             let (id, tagged) = call_contact(deps, body, &facts, event.id).await?;
             sync_store::save_note_contact(&deps.pool, call_id, &id).await?;
+            let lead =
+                text(body.get("lead_number")).and_then(|p| to_e164(p, &deps.default_country));
+            if let Some(phone) = lead {
+                optout_mirror::show_in_ghl(deps, &phone, &id).await?;
+            }
             if tagged {
                 tags_written = facts.tags();
                 sync_store::save_note_tags(&deps.pool, call_id, &tags_written).await?;
@@ -530,40 +559,26 @@ async fn add_missing_tags(
     Ok(missing)
 }
 
-/// A call for a contact marked do-not-call in Aloware (SPEC §6): GHL DND (Call) on and
-/// the `DNC` tag, read-modify-write of the whole `dndSettings`. Returns whether it wrote.
+/// A call for a contact marked do-not-call in Aloware (SPEC §6): GHL DND (Call) on —
+/// under the contact's DND lock, every other channel kept — and the `DNC` tag. Returns
+/// whether it wrote.
 async fn mirror_dnc(deps: &SyncDeps, body: &Value, ghl_id: &str) -> Result<bool, SyncError> {
     if !call::says_dnc(body) {
         return Ok(false);
     }
-    let Some(current_json) = deps.ghl.get_contact(ghl_id).await? else {
+    let mut tagged = true;
+    let set = set_channel(deps, ghl_id, "Call", Want::On, |after| {
+        tagged = has_tag(after, "dnc");
+        if !tagged {
+            after.tags.push("dnc".into());
+        }
+    })
+    .await?;
+    let Some((_, dnd_written)) = set else {
         return Ok(false);
     };
-    let current = Contact::from_ghl(&current_json, &deps.default_country);
-    let dnd_on = current_json
-        .pointer("/dndSettings/Call/status")
-        .and_then(Value::as_str)
-        == Some("active");
-    let tagged = has_tag(&current, "dnc");
-    if dnd_on && tagged {
-        return Ok(false);
-    }
-    let mut resulting = current.clone();
-    resulting.dnc = Some(true);
-    if !tagged {
-        resulting.tags.push("dnc".into());
-    }
-    sync_store::record_fingerprint(&deps.pool, "ghl", ghl_id, &fingerprint(&resulting)).await?;
-    if !dnd_on {
-        deps.ghl
-            .update_contact(
-                ghl_id,
-                &json!({"dndSettings": dnd_with_call_active(&current_json)}),
-            )
-            .await?;
-    }
     if !tagged {
         deps.ghl.add_tags(ghl_id, &["DNC".to_string()]).await?;
     }
-    Ok(true)
+    Ok(dnd_written || !tagged)
 }

@@ -58,6 +58,8 @@ pub async fn contact_event(deps: &SyncDeps, event: &EventRow) -> Result<Outcome,
     {
         return Ok(Outcome::Skipped("echo of a middleware write".into()));
     }
+    // A person's change: our earlier writes to this contact are history now.
+    sync_store::forget_fingerprints(&deps.pool, "ghl", &ghl_id).await?;
     // An SMS opt-out (or a person's opt-in) made in GHL goes into the registry, and
     // the contact then shows the registry's state (tags too).
     let optout = optout_mirror::from_ghl(deps, event, &incoming).await?;

@@ -4,8 +4,11 @@
 pub mod aloware_to_ghl;
 pub mod broadcast;
 pub mod conversations;
+pub mod dnd;
+pub mod ghl_contact;
 pub mod ghl_to_aloware;
 pub mod manual;
+pub mod optout_job;
 pub mod optout_mirror;
 pub mod reconcile;
 pub mod tag_lists;
@@ -186,6 +189,8 @@ pub async fn route(deps: &SyncDeps, event: &EventRow) -> Result<Outcome, SyncErr
         ("ghl", "tag") => tag_lists::tag_event(deps, event).await,
         ("ghl", "appointment") => broadcast::appointment_event(deps, event).await,
         ("admin", "contact") => manual::contact_job(deps, event).await,
+        ("registry", "optout") => optout_job::run(deps, None, event).await,
+        ("ghl", "message") => optout_mirror::ghl_message(deps, event).await,
         ("admin", "list") => manual::list_job(deps, event).await,
         (source, entity) => Ok(Outcome::Skipped(format!(
             "no sync rule for {source} {entity} events"

@@ -84,6 +84,9 @@ pub async fn reconcile_one(
     let Some(phone) = phone else {
         return Ok(Checked::NoPhone);
     };
+    // The SMS opt-out registry first: a contact missing an opted-out number's DND.
+    let dnd_repaired =
+        super::optout_mirror::repair(deps, &phone, &mapped.ghl_contact_id, &ghl).await?;
     let Some(aloware_json) = deps.aloware.lookup_phone(&phone).await? else {
         return Ok(Checked::MissingAloware);
     };
@@ -115,8 +118,8 @@ pub async fn reconcile_one(
         form.insert("force_update".into(), Value::from(true));
         deps.aloware.upsert_form(form).await?;
     }
-    let wrote_ghl = !to_ghl.is_empty();
-    if wrote_ghl {
+    let wrote_ghl = !to_ghl.is_empty() || dnd_repaired;
+    if !to_ghl.is_empty() {
         let resulting = Contact {
             tags: ghl.tags.clone(),
             ..merged.contact.clone()

@@ -4,14 +4,17 @@
 //! outbound: `to`): a note by default, a message in the contact's conversation when
 //! `GHL_CONVERSATION_PROVIDER_ID` is set. The record's intent is taken before GHL is
 //! written and its id saved the moment GHL returns it; a retried attempt adopts what an
-//! earlier one wrote. An inbound keyword message is recorded in the opt-out registry
-//! before anything else, so a STOP is honoured by every send even while GHL is down.
+//! earlier one wrote. An opt-out request was recorded in the registry by the ingest,
+//! before its webhook was acknowledged, and its reply and GHL mirror are the opt-out
+//! job's (`optout_job`, a message group of its own); a message stored before the ingest
+//! did so is recorded here (idempotent) and its job run inline.
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::conversations::{conversation_for, unowned_message};
+use super::optout_job;
 use super::optout_mirror::{self, contact_for_phone, opted_out_fields};
 use super::{Outcome, SyncDeps, SyncError};
 use crate::adapters::event_store::EventRow;
@@ -22,23 +25,14 @@ use crate::domain::optout::{self, Action, Status};
 use crate::domain::sms::{self, SmsNote};
 use crate::domain::texting_webhook::{normalize, Direction, TextingMessage};
 use crate::pipeline::Router;
-use crate::providers::texting_api::{Purpose, SendError, TextingClient};
+use crate::providers::texting_api::TextingClient;
 
 const DIRECTION: &str = "texting_to_ghl";
 
 /// Longer than the consumer's timeout: an attempt still running keeps its intent.
 const MESSAGE_INTENT_LEASE: Duration = Duration::from_secs(300);
 
-/// The texts the middleware itself sends (SPEC §7), both through the guarded client.
-#[derive(Debug, Clone, Default)]
-pub struct Replies {
-    /// `TEXTING_HELP_REPLY`: the answer to HELP / INFO.
-    pub help: Option<String>,
-    /// `TEXTING_STOP_CONFIRMATION`: at most one per opt-out.
-    pub stop_confirmation: Option<String>,
-    /// `TEXTING_FROM_NUMBER`: used when the request does not say which number it reached.
-    pub from_number: Option<String>,
-}
+pub use super::optout_job::Replies;
 
 /// `process-texting-events`'s router.
 pub struct TextingRouter {
@@ -54,6 +48,9 @@ impl Router for TextingRouter {
         let m = normalize(&event.payload, &self.deps.default_country)
             .map_err(|e| SyncError::Invalid(e.to_string()))?;
         match m.event_type.as_str() {
+            optout_job::JOB_EVENT => {
+                optout_job::run(&self.deps, Some((&self.texting, &self.replies)), event).await
+            }
             "message.received" | "message.sent" => self.message(event, &m).await,
             "message.delivered" | "message.failed" => self.status(&m).await,
             "optout.stop" | "optout.help" => self.optout_event(event, &m).await,
@@ -106,7 +103,7 @@ impl TextingRouter {
         let id = message_id(m)?;
         let (direction, phone) = party(m)?;
         let mut decisions = json!({"direction": direction.as_str()});
-        // 1. The registry first: a STOP holds even if everything after this fails.
+        // 1. The request, if the ingest did not record it (a row stored before it did).
         let request = match direction {
             Direction::Inbound => self.keyword_request(event, m, &phone, id).await?,
             Direction::Outbound => None,
@@ -118,11 +115,12 @@ impl TextingRouter {
                 "the texting system reports a message sent to an opted-out number");
             decisions["compliance"] = json!("the texting system sent this to an opted-out number");
         }
-        // 2. The reply the request asks for, at most once, before GHL is involved: a
-        //    confirmation does not wait out a GHL outage.
+        // 2. Its job, inline, when the ingest did not store one.
         if let Some((action, recorded)) = &request {
             decisions["optout"] = json!(action_name(*action));
-            decisions["reply"] = json!(self.reply(*action, recorded, &phone, m).await?);
+            if recorded.new {
+                decisions["optout_job"] = self.job_inline(recorded.event_id, m).await?;
+            }
         }
         // 3. The contact, created already opted out when the registry says so.
         let extra = if status == Status::OptedOut {
@@ -130,7 +128,7 @@ impl TextingRouter {
         } else {
             json!({})
         };
-        let (ghl_id, created) = contact_for_phone(deps, &phone, extra, DIRECTION).await?;
+        let (ghl_id, created) = contact_for_phone(deps, &phone, extra, DIRECTION, event.id).await?;
         decisions["contact_created"] = json!(created);
         // 4. The message's one GHL record.
         let record = self
@@ -160,13 +158,8 @@ impl TextingRouter {
         id: &str,
     ) -> Result<Option<(Action, Recorded)>, SyncError> {
         let text = m.body.as_deref().unwrap_or_default();
-        let status = optout_store::status(&self.deps.pool, phone).await?;
-        let action = optout::action(text, status);
-        let (kind, keyword) = match action {
-            Action::OptOut(k) => (RequestKind::OptOut, k),
-            Action::OptIn(k) => (RequestKind::OptIn, k),
-            Action::Help(k) => (RequestKind::Help, k),
-            Action::None => return Ok(None),
+        let Some((kind, keyword, action)) = request_of(text) else {
+            return Ok(None);
         };
         let recorded = optout_store::record(
             &self.deps.pool,
@@ -177,7 +170,8 @@ impl TextingRouter {
                 source: "texting",
                 source_message_id: id,
                 raw_text: Some(text),
-                received_at: sent_at(m, event),
+                occurred_at: sent_at(m, event),
+                evidence: json!({}),
             },
         )
         .await?;
@@ -219,16 +213,20 @@ impl TextingRouter {
                 source: "texting",
                 source_message_id: &source_id,
                 raw_text: m.body.as_deref(),
-                received_at: sent_at(m, event),
+                occurred_at: sent_at(m, event),
+                evidence: json!({}),
             },
         )
         .await?
         .ok_or_else(|| SyncError::Invalid("not a recordable request".into()))?;
         let mut decisions = json!({"optout": action_name(action), "new": recorded.new});
-        decisions["reply"] = json!(self.reply(action, &recorded, &phone, m).await?);
+        if recorded.new {
+            decisions["optout_job"] = self.job_inline(recorded.event_id, m).await?;
+        }
         if kind == RequestKind::OptOut {
             let extra = opted_out_fields();
-            let (ghl_id, created) = contact_for_phone(deps, &phone, extra, DIRECTION).await?;
+            let (ghl_id, created) =
+                contact_for_phone(deps, &phone, extra, DIRECTION, event.id).await?;
             decisions["contact_created"] = json!(created);
             decisions["optout_shown_in_ghl"] =
                 json!(optout_mirror::show_in_ghl(deps, &phone, &ghl_id).await?);
@@ -241,56 +239,31 @@ impl TextingRouter {
         })
     }
 
-    /// The confirmation of a new opt-out or the answer to HELP: claimed once per
-    /// request, then sent through the guarded client. Never retried once claimed: a
-    /// second confirmation is worse than a missing one.
-    async fn reply(
+    /// A request the ingest did not record (a row stored before it did): its job's
+    /// reply and mirror, here.
+    async fn job_inline(
         &self,
-        action: Action,
-        recorded: &Recorded,
-        phone: &str,
+        request: uuid::Uuid,
         m: &TextingMessage,
-    ) -> Result<String, SyncError> {
-        let pool = &self.deps.pool;
-        let (text, kind, purpose) = match action {
-            Action::OptOut(_) if !recorded.changed => {
-                return Ok("none: the number was already opted out".into())
-            }
-            Action::OptOut(_) => (
-                self.replies.stop_confirmation.as_deref(),
-                "confirmation",
-                Purpose::OptoutConfirmation(recorded.event_id),
-            ),
-            Action::Help(_) => (
-                self.replies.help.as_deref(),
-                "help",
-                Purpose::HelpReply(recorded.event_id),
-            ),
-            Action::OptIn(_) | Action::None => return Ok("none".into()),
+    ) -> Result<Value, SyncError> {
+        let Some(stored) = optout_store::request(&self.deps.pool, request).await? else {
+            return Ok(json!("the request is not on record"));
         };
-        let Some(text) = text else {
-            return Ok(format!("none: no {kind} text configured"));
+        let reply = optout_job::reply(
+            &self.deps,
+            (&self.texting, &self.replies),
+            &stored,
+            m.to.as_deref(),
+        )
+        .await?;
+        let shown = if matches!(stored.action.as_str(), "opt_out" | "opt_in") {
+            optout_mirror::show_everywhere(&self.deps, &stored.phone)
+                .await?
+                .len()
+        } else {
+            0
         };
-        // The number the person texted answers them.
-        let from = match m.to.as_deref().or(self.replies.from_number.as_deref()) {
-            Some(from) => from.to_string(),
-            None => return Ok("none: no number to send from (TEXTING_FROM_NUMBER)".into()),
-        };
-        if !optout_store::take_reply(pool, recorded.event_id, kind).await? {
-            return Ok(format!("none: the {kind} was already handled"));
-        }
-        match self.texting.send(phone, &from, text, purpose).await {
-            Ok(sent) => {
-                optout_store::save_reply_send(pool, recorded.event_id, sent.send_id).await?;
-                Ok(format!("{kind} sent"))
-            }
-            Err(SendError::OptedOut) => Ok(format!("{kind} refused: the number is opted out")),
-            Err(SendError::Store(e)) => Err(e.into()),
-            Err(e) => {
-                tracing::warn!(kind, error = %e, "reply not sent");
-                Ok(format!("{kind} not sent: {e}"))
-            }
-        }
+        Ok(json!({"reply": reply, "ghl_contacts": shown}))
     }
 
     /// Write the message's GHL record once, or adopt the one an earlier attempt wrote.
@@ -468,6 +441,18 @@ impl TextingRouter {
         Ok(json!({"contact": aloware_id, "message":
             "not supported: Aloware has no API to record an SMS"}))
     }
+}
+
+/// What an inbound text asks of the registry, if anything (the pure detector).
+fn request_of(text: &str) -> Option<(RequestKind, &'static str, Action)> {
+    let (kind, k) = optout::request_of(text)?;
+    let action = match kind {
+        RequestKind::OptOut => Action::OptOut(k),
+        RequestKind::OptIn => Action::OptIn(k),
+        RequestKind::Help => Action::Help(k),
+        RequestKind::Review => Action::None,
+    };
+    Some((kind, k, action))
 }
 
 fn action_name(action: Action) -> &'static str {

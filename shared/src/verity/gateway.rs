@@ -11,8 +11,10 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use crate::auth::bearer_matches;
-use crate::domain::verity::catalog::{Catalog, Method};
+use super::guard::{Blocked, SmsGuard};
+use super::principal::{audit, bearer, of_key};
+use crate::domain::verity::access::{may_call, Principal, ScopedKey};
+use crate::domain::verity::catalog::{Catalog, Method, Operation};
 use crate::domain::verity::tools::{fill_path, query_pairs, Request as VerityRequest};
 use crate::lambda::http::{body_bytes, header, json_response, MAX_BODY_BYTES};
 use crate::providers::verity_api::{UpstreamError, VerityClient};
@@ -24,8 +26,13 @@ pub struct Gateway {
     /// `Err` when the catalog could not be loaded at cold start (answered 503).
     pub catalog: Result<Arc<Catalog>, String>,
     pub client: VerityClient,
-    pub api_key: String,
+    /// `DF_MIDDLEWARE_API_KEY` (and `MCP_API_KEYS`), each with its scope.
+    pub keys: Vec<ScopedKey>,
     pub budget: Duration,
+    /// SMS operations are refused to opted-out numbers.
+    pub guard: SmsGuard,
+    /// Where every call, refused ones included, is audited.
+    pub audit: Option<deadpool_postgres::Pool>,
 }
 
 struct Refusal {
@@ -65,14 +72,15 @@ fn error_body(r: &Refusal, endpoint: &str, method: &str, started: Instant) -> Re
 
 pub async fn handle(gw: &Gateway, req: Request) -> Response<Body> {
     let started = Instant::now();
-    if !bearer_matches(header(&req, "authorization"), &gw.api_key) {
+    let principal = bearer(header(&req, "authorization")).and_then(|t| of_key(&gw.keys, t));
+    let Some(principal) = principal else {
         let r = refuse(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "missing or wrong API key",
         );
         return error_body(&r, "", "", started);
-    }
+    };
     let catalog = match &gw.catalog {
         Ok(c) => c.clone(),
         Err(e) => {
@@ -93,7 +101,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Response<Body> {
                     "description": "POST {endpoint, method, params?, query?, body?, headers?}: one catalogued Verity request"},
             }}),
         ),
-        "POST" => proxy(gw, &catalog, &req, started).await,
+        "POST" => proxy(gw, &catalog, &req, &principal, started).await,
         _ => {
             let r = refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -107,6 +115,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Response<Body> {
 
 /// What a caller asked for, validated against the catalog.
 struct Proxied {
+    op: Operation,
     endpoint: String,
     method: Method,
     request: VerityRequest,
@@ -215,6 +224,7 @@ fn parse(catalog: &Catalog, raw: &[u8]) -> Result<Proxied, (Refusal, String, Str
     }
     let headers = string_map(body.get("headers"), "headers").map_err(with)?;
     Ok(Proxied {
+        op: op.clone(),
         endpoint: endpoint.to_string(),
         method: m,
         request: VerityRequest {
@@ -253,15 +263,76 @@ fn rename_params(
     params
 }
 
-async fn proxy(gw: &Gateway, catalog: &Catalog, req: &Request, started: Instant) -> Response<Body> {
+/// Refuse `p` for `who` before anything reaches Verity, and audit the refusal.
+async fn refused(
+    gw: &Gateway,
+    who: &Principal,
+    p: &Proxied,
+    r: Refusal,
+    started: Instant,
+) -> Response<Body> {
+    audit(
+        gw.audit.as_ref(),
+        who,
+        "gateway",
+        p.method.as_str(),
+        &p.op.path,
+        r.status.as_u16() as i32,
+        started.elapsed(),
+        Some(format!("{}: {}", r.code, r.message)),
+    )
+    .await;
+    error_body(&r, &p.endpoint, p.method.as_str(), started)
+}
+
+async fn proxy(
+    gw: &Gateway,
+    catalog: &Catalog,
+    req: &Request,
+    who: &Principal,
+    started: Instant,
+) -> Response<Body> {
     let p = match parse(catalog, body_bytes(req)) {
         Ok(p) => p,
         Err((r, endpoint, method)) => return error_body(&r, &endpoint, &method, started),
     };
+    if let Err(denied) = may_call(who, &p.op) {
+        let r = refuse(StatusCode::FORBIDDEN, "FORBIDDEN", denied.to_string());
+        return refused(gw, who, &p, r, started).await;
+    }
+    let pass = match gw
+        .guard
+        .check(&p.op, p.request.body.as_ref(), "verity_gateway")
+        .await
+    {
+        Ok(pass) => pass,
+        Err(blocked) => {
+            let status = match &blocked {
+                Blocked::OptedOut => StatusCode::FORBIDDEN,
+                Blocked::Registry(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let r = refuse(status, blocked.code(), blocked.to_string());
+            return refused(gw, who, &p, r, started).await;
+        }
+    };
     let deadline = started + gw.budget;
     let answer = gw.client.send(&p.request, &p.headers, deadline).await;
-    tracing::info!(method = p.method.as_str(), endpoint = %crate::domain::verity::catalog::normalise_path(&p.endpoint),
-        status = answer.as_ref().map(|u| u.status).unwrap_or(0), "verity gateway call");
+    let status = answer.as_ref().map(|u| u.status).unwrap_or(0);
+    if let Some(pass) = pass {
+        pass.settle(status).await;
+    }
+    audit(
+        gw.audit.as_ref(),
+        who,
+        "gateway",
+        p.method.as_str(),
+        &p.op.path,
+        status as i32,
+        started.elapsed(),
+        answer.as_ref().err().map(|e| e.to_string()),
+    )
+    .await;
     match answer {
         Ok(up) => {
             let status = StatusCode::from_u16(up.status).unwrap_or(StatusCode::BAD_GATEWAY);

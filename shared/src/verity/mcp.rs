@@ -18,9 +18,14 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use crate::domain::verity::tools::{to_request, validate, Tool, Toolset};
+use super::guard::SmsGuard;
+use super::principal::audit;
+pub use crate::domain::verity::access::Principal;
+use crate::domain::verity::access::{may_call, sends};
+use crate::domain::verity::catalog::Method;
+use crate::domain::verity::tools::{to_legacy_request, to_request, validate, Tool, Toolset};
 use crate::lambda::{ConfigError, Settings};
-use crate::providers::verity_api::{UpstreamError, VerityClient};
+use crate::providers::verity_api::VerityClient;
 
 /// Which tools `tools/list` shows (`MCP_TOOLS_MODE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +42,10 @@ pub struct McpSettings {
     pub mode: ToolsMode,
     pub read_only: bool,
     pub max_result_bytes: usize,
-    pub page_size: usize,
+    /// `MCP_PAGE_SIZE`: unset, every tool in one page (several clients read only one).
+    pub page_size: Option<usize>,
+    /// `MCP_MAX_TOOL_NAME` (default 48).
+    pub max_tool_name: usize,
     /// Per tool call, inside the transport's own limit.
     pub call_budget: Duration,
 }
@@ -69,15 +77,20 @@ impl McpSettings {
             mode,
             read_only: s.parse_or("MCP_READ_ONLY", false)?,
             max_result_bytes: s.parse_or("MCP_MAX_RESULT_BYTES", 50_000usize)?,
-            page_size: s.parse_or("MCP_PAGE_SIZE", 100usize)?.max(1),
+            page_size: match s.get("MCP_PAGE_SIZE") {
+                Some(_) => Some(s.parse_or("MCP_PAGE_SIZE", 100usize)?.max(1)),
+                None => None,
+            },
+            max_tool_name: s
+                .parse_or(
+                    "MCP_MAX_TOOL_NAME",
+                    crate::domain::verity::tools::MAX_NAME_LEN,
+                )?
+                .clamp(24, 64),
             call_budget: Duration::from_secs(s.parse_or("MCP_CALL_BUDGET_SECONDS", 25u64)?),
         })
     }
 }
-
-/// Who called (for the audit row): an API key's id, a Clerk user, or the local user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub String);
 
 struct Inner {
     toolset: Arc<Toolset>,
@@ -86,6 +99,7 @@ struct Inner {
     audit: Option<Pool>,
     /// The principal of a transport with one caller (stdio).
     fixed_principal: Option<Principal>,
+    guard: SmsGuard,
 }
 
 /// The MCP server handler (cheap to clone: the streamable HTTP service builds one per
@@ -106,6 +120,7 @@ impl VerityMcp {
         settings: McpSettings,
         audit: Option<Pool>,
         fixed_principal: Option<Principal>,
+        guard: SmsGuard,
     ) -> Self {
         VerityMcp {
             inner: Arc::new(Inner {
@@ -114,6 +129,7 @@ impl VerityMcp {
                 settings,
                 audit,
                 fixed_principal,
+                guard,
             }),
         }
     }
@@ -133,28 +149,38 @@ impl VerityMcp {
         }
     }
 
-    /// The catalog tools offered (all and filtered modes; dynamic mode's `list`).
-    pub fn offered(&self) -> Vec<&Tool> {
+    /// Visible and within the caller's rights.
+    fn usable(&self, tool: &Tool, who: &Principal) -> bool {
+        self.visible(tool) && may_call(who, self.inner.toolset.operation(tool)).is_ok()
+    }
+
+    /// The catalog tools offered to `who` (all and filtered modes; dynamic mode's `list`).
+    pub fn offered(&self, who: &Principal) -> Vec<&Tool> {
         self.inner
             .toolset
             .all()
             .iter()
-            .filter(|t| self.visible(t))
+            .filter(|t| self.usable(t, who))
             .collect()
     }
 
-    fn to_mcp(tool: &Tool) -> McpTool {
+    /// What the tool does, for clients deciding what to ask a person first: GET reads;
+    /// DELETE and every operation that sends or calls is destructive and not idempotent.
+    fn to_mcp(&self, tool: &Tool) -> McpTool {
         let schema = tool.input_schema.as_object().cloned().unwrap_or_default();
+        let op = self.inner.toolset.operation(tool);
+        let sending = sends(&self.inner.guard.operations, op);
+        let annotations = ToolAnnotations::new()
+            .read_only(op.method == Method::Get)
+            .destructive(op.method == Method::Delete || sending)
+            .idempotent(!sending && op.method.idempotent())
+            .open_world(true);
         McpTool::new(
             tool.name.clone(),
             tool.description.clone(),
             Arc::new(schema),
         )
-        .annotate(
-            ToolAnnotations::new()
-                .read_only(tool.read_only)
-                .destructive(tool.destructive),
-        )
+        .annotate(annotations)
     }
 
     fn meta_tools() -> Vec<McpTool> {
@@ -200,48 +226,120 @@ impl VerityMcp {
                     McpError::invalid_params("cursor is not one this server issued", None)
                 })?,
         };
-        let end = (start + self.inner.settings.page_size).min(items.len());
+        let size = self.inner.settings.page_size.unwrap_or(usize::MAX);
+        let end = start.saturating_add(size).min(items.len());
         let next = (end < items.len()).then(|| end.to_string());
         Ok((items[start..end].to_vec(), next))
     }
 
-    /// `tools/call` for a catalog tool: validate, send, shape the result, audit.
+    /// `tools/call` for a catalog tool: rights, arguments, the opt-out guard, then the
+    /// request; every outcome audited. An unknown (or hidden) tool is a protocol error;
+    /// what the model can correct — forbidden, invalid arguments, an opted-out
+    /// recipient — is a tool result with `isError`.
     pub async fn call_catalog_tool(
         &self,
         name: &str,
         args: Map<String, Value>,
         principal: &Principal,
     ) -> Result<CallToolResult, McpError> {
-        let tool = self
-            .inner
-            .toolset
-            .get(name)
-            .filter(|t| self.visible(t))
-            .ok_or_else(|| {
-                let hints = self.inner.toolset.suggestions(name);
-                McpError::invalid_params(
-                    format!("unknown tool {name:?}"),
-                    Some(json!({"didYouMean": hints})),
-                )
-            })?;
-        validate(tool, &args).map_err(|e| McpError::invalid_params(e.to_string(), None))?;
-        let op = self.inner.toolset.operation(tool);
-        let request = to_request(op, &args).map_err(|e| McpError::invalid_params(e, None))?;
         let started = Instant::now();
+        let Some(tool) = self.inner.toolset.get(name).filter(|t| self.visible(t)) else {
+            let hints: Vec<&str> = self
+                .inner
+                .toolset
+                .suggestions(name)
+                .into_iter()
+                .filter(|n| {
+                    self.inner
+                        .toolset
+                        .get(n)
+                        .is_some_and(|t| self.usable(t, principal))
+                })
+                .collect();
+            audit(
+                self.inner.audit.as_ref(),
+                principal,
+                name,
+                "",
+                "",
+                404,
+                started.elapsed(),
+                Some("unknown tool".into()),
+            )
+            .await;
+            return Err(McpError::invalid_params(
+                format!("unknown tool {name:?}"),
+                Some(json!({"didYouMean": hints})),
+            ));
+        };
+        let op = self.inner.toolset.operation(tool);
+        let refuse = |status: i32, code: &str, message: String| {
+            let body = json!({"status": status, "error": {"code": code, "message": message}});
+            (status, message, body)
+        };
+        let refusal = if let Err(denied) = may_call(principal, op) {
+            Some(refuse(403, "FORBIDDEN", denied.to_string()))
+        } else if let Err(e) = validate(tool, &args) {
+            Some(refuse(400, "INVALID_ARGUMENTS", e.to_string()))
+        } else {
+            None
+        };
+        let request = match refusal {
+            Some(r) => Err(r),
+            None => match tool.alias_of {
+                Some(_) => to_legacy_request(op, &args),
+                None => to_request(op, &args),
+            }
+            .map_err(|e| refuse(400, "INVALID_ARGUMENTS", e)),
+        };
+        let checked = match request {
+            Ok(r) => match self
+                .inner
+                .guard
+                .check(op, r.body.as_ref(), "verity_mcp")
+                .await
+            {
+                Ok(pass) => Ok((r, pass)),
+                Err(blocked) => Err(refuse(403, blocked.code(), blocked.to_string())),
+            },
+            Err(r) => Err(r),
+        };
+        let (request, pass) = match checked {
+            Ok(ok) => ok,
+            // Refused before anything reached Verity: audited, and the model's to fix.
+            Err((status, message, body)) => {
+                audit(
+                    self.inner.audit.as_ref(),
+                    principal,
+                    &tool.name,
+                    op.method.as_str(),
+                    &op.path,
+                    status,
+                    started.elapsed(),
+                    Some(message),
+                )
+                .await;
+                return Ok(self.result(&body, true));
+            }
+        };
         let answer = self
             .inner
             .client
             .send(&request, &[], started + self.inner.settings.call_budget)
             .await;
-        let status = answer.as_ref().map(|u| u.status as i32).unwrap_or(0);
-        self.audit(
+        let status = answer.as_ref().map(|u| u.status).unwrap_or(0);
+        if let Some(pass) = pass {
+            pass.settle(status).await;
+        }
+        audit(
+            self.inner.audit.as_ref(),
             principal,
             &tool.name,
             op.method.as_str(),
             &op.path,
-            status,
-            started,
-            answer.as_ref().err(),
+            status as i32,
+            started.elapsed(),
+            answer.as_ref().err().map(|e| e.to_string()),
         )
         .await;
         Ok(match answer {
@@ -286,41 +384,6 @@ impl VerityMcp {
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn audit(
-        &self,
-        who: &Principal,
-        tool: &str,
-        method: &str,
-        path: &str,
-        status: i32,
-        started: Instant,
-        error: Option<&UpstreamError>,
-    ) {
-        let ms = started.elapsed().as_millis() as i32;
-        tracing::info!(principal = %who.0, tool, method, path, status, duration_ms = ms, "mcp tool call");
-        let Some(pool) = &self.inner.audit else {
-            return;
-        };
-        let error = error.map(|e| e.to_string());
-        let write = async {
-            let client = pool.get().await?;
-            client
-                .execute(
-                    "INSERT INTO mcp_tool_calls (principal, tool, method, path, status, duration_ms, error)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[&who.0, &tool, &method, &path, &status, &ms, &error],
-                )
-                .await?;
-            Ok::<_, crate::adapters::db::DbError>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(2), write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "mcp audit row not written"),
-            Err(_) => tracing::warn!("mcp audit row not written: timeout"),
-        }
-    }
-
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Principal {
         if let Some(p) = &self.inner.fixed_principal {
             return p.clone();
@@ -329,7 +392,13 @@ impl VerityMcp {
             .get::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Principal>())
             .cloned()
-            .unwrap_or_else(|| Principal("unknown".into()))
+            // The HTTP transport always sets one; no rights without it.
+            .unwrap_or_else(|| Principal {
+                id: "unknown".into(),
+                read_only: true,
+                domains: Some(Vec::new()),
+                admin: false,
+            })
     }
 
     async fn dynamic_call(
@@ -349,7 +418,7 @@ impl VerityMcp {
                     .and_then(Value::as_str)
                     .map(str::to_ascii_lowercase);
                 let rows: Vec<Value> = self
-                    .offered()
+                    .offered(principal)
                     .into_iter()
                     .filter(|t| t.alias_of.is_none())
                     .filter(|t| domain.as_ref().is_none_or(|d| self.inner.toolset.operation(t).domain() == d))
@@ -371,7 +440,7 @@ impl VerityMcp {
                     .inner
                     .toolset
                     .get(wanted)
-                    .filter(|t| self.visible(t))
+                    .filter(|t| self.usable(t, principal))
                     .ok_or_else(|| {
                         McpError::invalid_params(format!("unknown endpoint name {wanted:?}"), None)
                     })?;
@@ -416,11 +485,16 @@ impl ServerHandler for VerityMcp {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        let who = self.principal(&context);
         let all: Vec<McpTool> = match self.inner.settings.mode {
             ToolsMode::Dynamic => Self::meta_tools(),
-            _ => self.offered().into_iter().map(Self::to_mcp).collect(),
+            _ => self
+                .offered(&who)
+                .into_iter()
+                .map(|t| self.to_mcp(t))
+                .collect(),
         };
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         let (tools, next) = self.page(&all, cursor)?;

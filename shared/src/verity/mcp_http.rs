@@ -8,26 +8,27 @@ use http_body_util::BodyExt;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use sha2::{Digest, Sha256};
 
-use super::mcp::{Principal, VerityMcp};
-use crate::auth::clerk::ClerkVerifier;
-use crate::auth::secret_eq;
+use super::mcp::VerityMcp;
+use super::principal::{of_bearer, ClerkSessions};
+use crate::domain::verity::access::ScopedKey;
 use crate::lambda::http::{error_response, header, MAX_BODY_BYTES};
 
 pub struct McpHttp {
     service: StreamableHttpService<VerityMcp, NeverSessionManager>,
-    keys: Vec<String>,
-    clerk: Option<ClerkVerifier>,
+    keys: Vec<ScopedKey>,
+    clerk: Option<ClerkSessions>,
     allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
 }
 
 impl McpHttp {
     pub fn new(
         handler: VerityMcp,
-        keys: Vec<String>,
-        clerk: Option<ClerkVerifier>,
+        keys: Vec<ScopedKey>,
+        clerk: Option<ClerkSessions>,
         allowed_hosts: Vec<String>,
+        allowed_origins: Vec<String>,
     ) -> Self {
         let config = StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)
@@ -41,9 +42,13 @@ impl McpHttp {
                 Arc::new(NeverSessionManager::default()),
                 config,
             ),
-            keys: keys.into_iter().filter(|k| !k.trim().is_empty()).collect(),
+            keys,
             clerk,
             allowed_hosts,
+            allowed_origins: allowed_origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
         }
     }
 
@@ -58,34 +63,13 @@ impl McpHttp {
             .any(|a| a == host || (!a.contains(':') && a == bare))
     }
 
-    /// The caller, from its Bearer token; `None` when it proves nothing.
-    async fn principal(&self, authorization: Option<&str>) -> Option<Principal> {
-        let token = authorization?
-            .trim()
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())?;
-        // Every key is compared (constant time each): no early exit on a match.
-        let mut matched = None;
-        for key in &self.keys {
-            if secret_eq(token.as_bytes(), key.as_bytes()) && matched.is_none() {
-                matched = Some(key);
-            }
-        }
-        if let Some(key) = matched {
-            // Name the key without revealing it: the first 8 hex of its SHA-256.
-            let id = &hex::encode(Sha256::digest(key.as_bytes()))[..8];
-            return Some(Principal(format!("key:{id}")));
-        }
-        if token.matches('.').count() == 2 {
-            if let Some(clerk) = &self.clerk {
-                match clerk.verify(token).await {
-                    Ok(claims) => return Some(Principal(format!("clerk:{}", claims.sub))),
-                    Err(e) => tracing::info!(error = %e, "mcp: Clerk token refused"),
-                }
-            }
-        }
-        None
+    /// An `Origin` (sent by browsers) must be one of `MCP_ALLOWED_ORIGINS`.
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origin.is_none_or(|o| {
+            self.allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
+        })
     }
 }
 
@@ -93,11 +77,13 @@ fn unauthorized() -> Response<Body> {
     let mut r = error_response(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "an MCP API key or a Clerk session token is required (Authorization: Bearer …)",
+        "an MCP API key is required (Authorization: Bearer …)",
     );
     r.headers_mut().insert(
         "www-authenticate",
-        lambda_http::http::HeaderValue::from_static("Bearer realm=\"df-middleware-mcp\""),
+        lambda_http::http::HeaderValue::from_static(
+            "Bearer realm=\"df-middleware-mcp\", error=\"invalid_token\"",
+        ),
     );
     r
 }
@@ -110,7 +96,15 @@ pub async fn handle(ctx: &McpHttp, mut req: Request) -> Response<Body> {
             "Host header is not allowed (MCP_ALLOWED_HOSTS)",
         );
     }
-    let Some(principal) = ctx.principal(header(&req, "authorization")).await else {
+    if !ctx.origin_allowed(header(&req, "origin")) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Origin is not allowed (MCP_ALLOWED_ORIGINS)",
+        );
+    }
+    let principal = of_bearer(&ctx.keys, ctx.clerk.as_ref(), header(&req, "authorization")).await;
+    let Some(principal) = principal else {
         return unauthorized();
     };
     req.extensions_mut().insert(principal);

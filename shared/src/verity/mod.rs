@@ -4,5 +4,7 @@
 //! catalog's source `adapters::catalog_source`; building both from settings is
 //! `app::verity`.
 pub mod gateway;
+pub mod guard;
 pub mod mcp;
 pub mod mcp_http;
+pub mod principal;

@@ -37,8 +37,19 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A new database with every migration applied.
+/// The role the functions connect as (migration V0010), as deployed.
+pub const APP_ROLE: &str = "df_app";
+
+/// A new database with every migration applied (as the owner, the server's admin
+/// user). Returns the URL the functions use: the application role's, which may only
+/// do what a deployed function may do.
 pub async fn fresh_database() -> String {
+    let owner = fresh_owned_database().await;
+    app_url(&owner)
+}
+
+/// A new migrated database; its owner's URL.
+pub async fn fresh_owned_database() -> String {
     let admin = admin_url();
     let base = admin
         .rsplit_once('/')
@@ -49,7 +60,52 @@ pub async fn fresh_database() -> String {
         panic!("cannot reach Postgres at {admin} ({e}); run scripts/test, which starts it")
     });
     migrations::run_url(&url).await.expect("migrations apply");
+    // Locally the application role logs in by itself (trust auth).
+    // Roles are the server's: tests migrating at once race on it, so retry.
+    let admin_client = db_client(&admin).await;
+    for attempt in 0.. {
+        let can_login: bool = admin_client
+            .query_one(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+                &[&APP_ROLE],
+            )
+            .await
+            .expect("the application role exists after the migrations")
+            .get(0);
+        if can_login {
+            break;
+        }
+        match admin_client
+            .batch_execute(&format!("ALTER ROLE {APP_ROLE} LOGIN"))
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempt < 20 => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot let {APP_ROLE} log in: {e}"),
+        }
+    }
     url
+}
+
+/// The same database as `url`, as the application role.
+pub fn app_url(url: &str) -> String {
+    with_user(url, APP_ROLE)
+}
+
+/// The same database as `url`, as its owner (the server's admin user): what tests use
+/// to arrange what no function may do (DDL, the registry by hand).
+pub fn owner_url(url: &str) -> String {
+    let admin: tokio_postgres::Config = admin_url().parse().expect("admin URL");
+    with_user(url, admin.get_user().unwrap_or("postgres"))
+}
+
+fn with_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}@{host}")
 }
 
 pub async fn db_client(url: &str) -> tokio_postgres::Client {
@@ -321,10 +377,14 @@ pub fn reference_dir() -> Option<PathBuf> {
 /// A TCP proxy in front of Postgres that can be cut: every connection through it is
 /// dropped and new ones are refused until it is restored. A real outage, as the
 /// functions see one (connection resets, then refusals), without stopping the server
-/// other tests use.
+/// other tests use. It can also hang instead: a database that swallows packets (a
+/// failover, a partition) — every open connection stops forwarding for good, without a
+/// reset, and new ones are accepted but never answered until it is restored.
 pub struct PgProxy {
     pub url: String,
     up: Arc<AtomicBool>,
+    hung: Arc<AtomicBool>,
+    freeze: Arc<tokio::sync::watch::Sender<u64>>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -340,8 +400,16 @@ impl PgProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
+        let hung = Arc::new(AtomicBool::new(false));
+        let (freeze, _) = tokio::sync::watch::channel(0u64);
+        let freeze = Arc::new(freeze);
         let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
-        let (up2, conns2) = (up.clone(), connections.clone());
+        let (up2, hung2, freeze2, conns2) = (
+            up.clone(),
+            hung.clone(),
+            freeze.clone(),
+            connections.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -352,10 +420,24 @@ impl PgProxy {
                     continue;
                 }
                 let target = target.clone();
+                let hung = hung2.load(Ordering::SeqCst);
+                let mut frozen = freeze2.subscribe();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if hung {
+                        // Accepted, never answered.
+                        std::future::pending::<()>().await;
                     }
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = frozen.changed() => {
+                                // Both sockets stay open; nothing moves any more.
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                        drop(outbound);
+                    }
+                    drop(inbound);
                 });
                 conns2.lock().unwrap().push(task.abort_handle());
             }
@@ -365,6 +447,8 @@ impl PgProxy {
         PgProxy {
             url: format!("postgres://{user}@{addr}/{db}"),
             up,
+            hung,
+            freeze,
             connections,
         }
     }
@@ -377,7 +461,16 @@ impl PgProxy {
         }
     }
 
+    /// The database hangs: open connections stop forwarding for good (no reset),
+    /// new ones are accepted and never answered.
+    pub fn hang(&self) {
+        self.hung.store(true, Ordering::SeqCst);
+        self.freeze.send_modify(|g| *g += 1);
+    }
+
+    /// New connections reach the database again (a hung one stays hung).
     pub fn restore(&self) {
+        self.hung.store(false, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
     }
 }

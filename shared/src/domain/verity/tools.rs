@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{Catalog, Method, Operation, ParamType};
 
-/// MCP clients and LLM function calling both accept this (`[a-z0-9_]`, ≤ 64).
-pub const MAX_NAME_LEN: usize = 64;
+/// `MCP_MAX_TOOL_NAME`'s default: a client's `<server>_` prefix (Cursor counts server +
+/// tool ≤ 60) still fits.
+pub const MAX_NAME_LEN: usize = 48;
 
 /// Legacy names (`<domain>_<resource>_<action>`) and the operation each stands for.
 pub const ALIASES: &[(&str, Method, &str)] = &[
@@ -87,6 +88,25 @@ pub fn base_name(op: &Operation) -> String {
     sanitise(&parts.join("_"))
 }
 
+/// Whether the base name loses nothing: `/api/` then segments of `[a-z0-9]` (never the
+/// word `by`) or placeholders named `[A-Za-z0-9]`. Two operations with such paths
+/// never share a base name, so it can be theirs alone.
+fn lossless(op: &Operation) -> bool {
+    let mut segs = op.path.split('/').filter(|s| !s.is_empty());
+    if segs.next() != Some("api") {
+        return false;
+    }
+    segs.all(|seg| match super::catalog::placeholder(seg) {
+        Some(p) => p.chars().all(|c| c.is_ascii_alphanumeric()),
+        None => {
+            seg != "by"
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        }
+    })
+}
+
 fn sanitise(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars().flat_map(char::to_lowercase) {
@@ -98,13 +118,20 @@ fn sanitise(raw: &str) -> String {
     out.trim_matches('_').to_string()
 }
 
-/// A name made unique (and short enough) by a hash of what it names.
-fn hashed(name: &str, op: &Operation) -> String {
-    let digest = Sha256::digest(format!("{} {}", op.method.as_str(), op.raw_path).as_bytes());
+/// The tool name of `op`, a function of the operation alone (adding or removing other
+/// catalog entries never changes it): its base name when lossless and short enough,
+/// else a head of it and `__` + 8 hex of the method and path (`__` never occurs in a
+/// base name, so the two kinds cannot meet).
+pub fn tool_name(op: &Operation, max: usize) -> String {
+    let name = base_name(op);
+    if lossless(op) && name.len() <= max {
+        return name;
+    }
+    let digest = Sha256::digest(format!("{} {}", op.method.as_str(), op.path).as_bytes());
     let tag = &hex::encode(digest)[..8];
-    let keep = MAX_NAME_LEN - tag.len() - 1;
+    let keep = max.saturating_sub(tag.len() + 2);
     let head: String = name.chars().take(keep).collect();
-    format!("{}_{tag}", head.trim_end_matches('_'))
+    format!("{}__{tag}", head.trim_end_matches('_'))
 }
 
 fn property(t: ParamType, description: String) -> Value {
@@ -153,6 +180,38 @@ pub fn input_schema(op: &Operation) -> Value {
     })
 }
 
+/// A legacy alias's schema: the original merged top-level arguments into the body, so
+/// its prompts send `{agentId, to}` or `{to, from, body}` flat. Path and query
+/// parameters by name, declared body fields at the top level, anything else (for
+/// methods with a body) into the body too.
+pub fn legacy_input_schema(op: &Operation) -> Value {
+    let mut props = Map::new();
+    for p in &op.path_params {
+        props.insert(
+            p.clone(),
+            json!({"type": "string", "minLength": 1, "description": format!("path parameter {p} (sent as one URL segment)")}),
+        );
+    }
+    for (q, t) in &op.query_params {
+        props
+            .entry(q.clone())
+            .or_insert_with(|| property(*t, format!("query parameter {q}")));
+    }
+    if op.method.has_body() {
+        for (f, t) in &op.body_fields {
+            props
+                .entry(f.clone())
+                .or_insert_with(|| property(*t, format!("body field {f}")));
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": op.path_params,
+        "additionalProperties": op.method.has_body(),
+    })
+}
+
 fn description(op: &Operation) -> String {
     let what = op
         .description
@@ -163,16 +222,31 @@ fn description(op: &Operation) -> String {
 
 impl Toolset {
     pub fn new(catalog: Arc<Catalog>) -> Toolset {
+        Self::with_max_name(catalog, MAX_NAME_LEN)
+    }
+
+    /// Tools named within `max` characters: the legacy aliases first (clients that read
+    /// one page, or cut the list, still see them), then one per operation.
+    pub fn with_max_name(catalog: Arc<Catalog>, max: usize) -> Toolset {
         let mut tools: Vec<Tool> = Vec::new();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
-        for (i, op) in catalog.operations.iter().enumerate() {
-            let mut name = base_name(op);
-            if name.len() > MAX_NAME_LEN || by_name.contains_key(&name) {
-                name = hashed(&name, op);
-            }
-            by_name.insert(name.clone(), tools.len());
+        for (alias, method, path) in ALIASES {
+            let Some(index) = catalog.index_of(path, *method) else {
+                continue;
+            };
+            let op = &catalog.operations[index];
             tools.push(Tool {
-                name,
+                name: alias.to_string(),
+                description: format!("{} Legacy name of {}.", description(op), tool_name(op, max)),
+                input_schema: legacy_input_schema(op),
+                read_only: op.method == Method::Get,
+                destructive: op.method == Method::Delete,
+                operation: index,
+                alias_of: Some(tool_name(op, max)),
+            });
+        }
+        for (i, op) in catalog.operations.iter().enumerate() {
+            tools.push(Tool {
+                name: tool_name(op, max),
                 description: description(op),
                 input_schema: input_schema(op),
                 read_only: op.method == Method::Get,
@@ -181,25 +255,18 @@ impl Toolset {
                 alias_of: None,
             });
         }
-        for (alias, method, path) in ALIASES {
-            let Some(index) = catalog.index_of(path, *method) else {
-                continue;
-            };
-            if by_name.contains_key(*alias) {
-                continue;
-            }
-            let canonical = tools[index].clone();
-            by_name.insert(alias.to_string(), tools.len());
-            tools.push(Tool {
-                name: alias.to_string(),
-                description: format!(
-                    "{} Legacy name of {}.",
-                    canonical.description, canonical.name
-                ),
-                alias_of: Some(canonical.name.clone()),
-                ..canonical
-            });
-        }
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        // A name met twice (only an alias can be: a hash collision is 1 in 4 billion)
+        // keeps its first holder.
+        let tools: Vec<Tool> = tools
+            .into_iter()
+            .filter(|t| {
+                !by_name.contains_key(&t.name) && {
+                    by_name.insert(t.name.clone(), by_name.len());
+                    true
+                }
+            })
+            .collect();
         Toolset {
             catalog,
             tools,
@@ -207,7 +274,7 @@ impl Toolset {
         }
     }
 
-    /// Every tool, operations first (catalog order), then aliases.
+    /// Every tool: aliases first, then operations (catalog order).
     pub fn all(&self) -> &[Tool] {
         &self.tools
     }
@@ -267,11 +334,18 @@ pub fn validate(tool: &Tool, args: &Map<String, Value>) -> Result<(), InvalidArg
         .cloned()
         .unwrap_or_default();
     let mut problems = Vec::new();
+    let open = schema["additionalProperties"] == Value::Bool(true);
     for key in args.keys() {
-        if !props.contains_key(key) {
+        if !props.contains_key(key) && !open {
             problems.push(format!("unknown argument {key:?}"));
         }
     }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     for req in schema["required"]
         .as_array()
         .into_iter()
@@ -284,6 +358,10 @@ pub fn validate(tool: &Tool, args: &Map<String, Value>) -> Result<(), InvalidArg
     }
     for (key, value) in args {
         let Some(p) = props.get(key) else { continue };
+        // Models often send null for an optional argument: it is left out.
+        if value.is_null() && !required.contains(&key.as_str()) {
+            continue;
+        }
         if !type_ok(p, value) {
             problems.push(format!(
                 "argument {key:?} must be {}",
@@ -377,6 +455,23 @@ pub fn query_pairs(query: &Map<String, Value>) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
+/// A validated call of a legacy alias: path and query parameters by name, everything
+/// else the body.
+pub fn to_legacy_request(op: &Operation, args: &Map<String, Value>) -> Result<Request, String> {
+    let mut r = to_request(op, args)?;
+    if op.method.has_body() {
+        let body: Map<String, Value> = args
+            .iter()
+            .filter(|(k, _)| {
+                !op.path_params.contains(k) && !op.query_params.iter().any(|(q, _)| q == *k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        r.body = Some(Value::Object(body));
+    }
+    Ok(r)
+}
+
 /// A validated tool call as a request.
 pub fn to_request(op: &Operation, args: &Map<String, Value>) -> Result<Request, String> {
     let params: BTreeMap<String, String> = op
@@ -422,21 +517,26 @@ mod tests {
     }
 
     #[test]
-    fn names_are_deterministic_unique_and_short() {
+    fn names_are_deterministic_unique_short_and_stable() {
         let t = Toolset::new(catalog());
         let names: Vec<&str> = t.all().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names[0], "calls_agents_test", "aliases first");
         assert!(names.contains(&"get_comms_broadcasts"));
         assert!(names.contains(&"get_comms_broadcasts_by_id"));
         assert!(names.contains(&"get_comms_broadcasts_by_id_stats"));
         assert!(names.contains(&"delete_comms_broadcasts_by_id"));
         assert!(names.contains(&"post_calls_agents_by_agentid_test"));
-        // `/api/comms-broadcasts` sanitises to the same name as `/api/comms/broadcasts`.
-        assert_eq!(
-            names
-                .iter()
-                .filter(|n| n.starts_with("get_comms_broadcasts_"))
-                .count(),
-            3
+        // `/api/comms-broadcasts` would sanitise to the same name: it gets a hash, and
+        // the plain name stays with the path it spells.
+        let dashed = t
+            .all()
+            .iter()
+            .find(|x| t.operation(x).path == "/api/comms-broadcasts")
+            .unwrap();
+        assert!(
+            dashed.name.starts_with("get_comms_broadcasts__"),
+            "{}",
+            dashed.name
         );
         let unique: std::collections::HashSet<&&str> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
@@ -448,13 +548,8 @@ mod tests {
                 "{n}"
             );
         }
-        // Same catalog, same names.
-        let again: Vec<String> = Toolset::new(catalog())
-            .all()
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
-        assert_eq!(again, names);
+        let short = Toolset::with_max_name(catalog(), 30);
+        assert!(short.all().iter().all(|x| x.name.len() <= 30));
         assert_eq!(
             t.get("calls_agents_test").unwrap().alias_of.as_deref(),
             Some("post_calls_agents_by_agentid_test")
@@ -477,15 +572,10 @@ mod tests {
         let r = to_request(op, &args(json!({"id": "../../admin/users"}))).unwrap();
         assert_eq!(r.path, "/api/comms/broadcasts/..%2F..%2Fadmin%2Fusers");
         assert!(to_request(op, &args(json!({"id": ".."}))).is_err());
-        // `/api/comms-broadcasts` sorts first and keeps the plain name; this one is hashed.
-        let list = t
-            .all()
-            .iter()
-            .find(|x| t.operation(x).path == "/api/comms/broadcasts" && x.read_only)
-            .unwrap();
+        let list = t.get("get_comms_broadcasts").unwrap();
         assert!(
-            list.name.starts_with("get_comms_broadcasts_")
-                && list.name.len() == "get_comms_broadcasts".len() + 9
+            validate(list, &args(json!({"limit": null}))).is_ok(),
+            "null = left out"
         );
         assert!(validate(list, &args(json!({"limit": "ten"}))).is_err());
         let r = to_request(t.operation(list), &args(json!({"limit": 10}))).unwrap();
@@ -495,5 +585,16 @@ mod tests {
         assert!(validate(post, &args(json!({"body": {"subject": 5}}))).is_err());
         let r = to_request(t.operation(post), &args(json!({"body": {"subject": "Hi"}}))).unwrap();
         assert_eq!(r.body, Some(json!({"subject": "Hi"})));
+        // The legacy alias takes the original's flat shape.
+        let alias = t.get("calls_agents_test").unwrap();
+        let flat = args(json!({"agentId": "a1", "to": "+12025550100", "note": "x"}));
+        assert!(validate(alias, &flat).is_ok());
+        let r = to_legacy_request(t.operation(alias), &flat).unwrap();
+        assert_eq!(r.path, "/api/calls/agents/a1/test");
+        assert_eq!(r.body, Some(json!({"to": "+12025550100", "note": "x"})));
+        assert!(
+            validate(alias, &args(json!({"to": "+1"}))).is_err(),
+            "agentId required"
+        );
     }
 }
