@@ -1342,6 +1342,14 @@ async fn a_text_stop_and_a_call_dnc_racing_on_one_contact_keep_both_channels() {
             )
             .await
             .unwrap();
+        // Each write of the contact takes 300 ms, so without one writer at a time the
+        // two read-modify-writes overlap and the later one erases the other's channel.
+        w.sandbox_post(
+            "faults",
+            json!({"provider": "ghl", "latency_ms": 300, "method": "PUT",
+                "path_contains": "contacts/grace", "seconds": 60}),
+        )
+        .await;
         // Both arrive together, each on its own queue and consumer.
         futures::join!(
             w.texting_webhook(inbound(

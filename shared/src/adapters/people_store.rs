@@ -127,8 +127,8 @@ pub async fn events(
     let t = table(kind);
     // Texting rows also by their numbers (an outbound text's party is `to`).
     let numbers = match kind {
-        EventKind::Texting => "OR e.from_number = ANY($1) OR e.to_number = ANY($1)",
-        _ => "OR ($1::text[] IS NULL AND false)",
+        EventKind::Texting => "OR e.from_number = ANY($4) OR e.to_number = ANY($4)",
+        _ => "",
     };
     let sql = format!(
         "SELECT e.id, e.received_at, e.occurred_at, {source}, e.event_type, e.entity_type, e.status,
@@ -142,12 +142,17 @@ pub async fn events(
                   FROM admin_actions a WHERE a.event_id = e.id), '[]'::jsonb)
          FROM {t} e
          WHERE e.person_key = ANY($2) OR e.entity_id = ANY($3) {numbers}
-         ORDER BY e.received_at, e.id LIMIT $4"
+         ORDER BY e.received_at, e.id LIMIT $1"
     );
     let phones = &ids.phones;
-    let rows = client
-        .query(&sql, &[phones, &keys, &entity_ids, &limit])
-        .await?;
+    let rows = match kind {
+        EventKind::Texting => {
+            client
+                .query(&sql, &[&limit, &keys, &entity_ids, phones])
+                .await?
+        }
+        _ => client.query(&sql, &[&limit, &keys, &entity_ids]).await?,
+    };
     Ok(rows
         .iter()
         .map(|r| PersonEvent {

@@ -11,7 +11,7 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::guard::{Blocked, SmsGuard};
+use super::guard::SmsGuard;
 use super::principal::{audit, bearer, of_key};
 use crate::domain::verity::access::{may_call, Principal, ScopedKey};
 use crate::domain::verity::catalog::{Catalog, Method, Operation};
@@ -307,11 +307,7 @@ async fn proxy(
     {
         Ok(pass) => pass,
         Err(blocked) => {
-            let status = match &blocked {
-                Blocked::OptedOut => StatusCode::FORBIDDEN,
-                Blocked::Registry(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
+            let status = StatusCode::from_u16(blocked.status()).unwrap_or(StatusCode::FORBIDDEN);
             let r = refuse(status, blocked.code(), blocked.to_string());
             return refused(gw, who, &p, r, started).await;
         }

@@ -25,6 +25,15 @@ pub enum Blocked {
 }
 
 impl Blocked {
+    /// The HTTP status the gateway answers, and MCP reports in its tool error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Blocked::OptedOut => 403,
+            Blocked::Registry(_) => 503,
+            Blocked::NoRecipient(_) | Blocked::InvalidNumber => 400,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Blocked::OptedOut => "OPTED_OUT",

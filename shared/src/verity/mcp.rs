@@ -300,7 +300,11 @@ impl VerityMcp {
                 .await
             {
                 Ok(pass) => Ok((r, pass)),
-                Err(blocked) => Err(refuse(403, blocked.code(), blocked.to_string())),
+                Err(blocked) => Err(refuse(
+                    blocked.status() as i32,
+                    blocked.code(),
+                    blocked.to_string(),
+                )),
             },
             Err(r) => Err(r),
         };
