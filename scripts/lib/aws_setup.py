@@ -62,9 +62,20 @@ def create_secret(name):
     print(client.create_secret(Name=name, SecretString=json.dumps(settings))["ARN"])
 
 
-def print_depths():
+def queue_urls(client, prefix=""):
+    """Every queue (ListQueues answers at most 1000 a page), or those named `prefix…`."""
+    args = {"MaxResults": 1000, **({"QueueNamePrefix": prefix} if prefix else {})}
+    while True:
+        page = client.list_queues(**args)
+        yield from page.get("QueueUrls", [])
+        if not page.get("NextToken"):
+            return
+        args["NextToken"] = page["NextToken"]
+
+
+def print_depths(prefix=""):
     client = sqs()
-    for url in client.list_queues().get("QueueUrls", []):
+    for url in queue_urls(client, prefix):
         attrs = client.get_queue_attributes(
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
@@ -78,6 +89,6 @@ if __name__ == "__main__":
     elif command == ["secret"]:
         create_secret(sys.argv[2])
     elif command == ["depths"]:
-        print_depths()
+        print_depths(sys.argv[2] if len(sys.argv) > 2 else "")
     else:
-        sys.exit("usage: aws_setup.py queues [prefix] | secret NAME | depths")
+        sys.exit("usage: aws_setup.py queues [prefix] | secret NAME | depths [prefix]")

@@ -87,7 +87,7 @@ run_readme_examples() {
   out="$(bash "$script")"
   check "the same examples again are duplicates" '[ "$(grep -o "\"duplicate\":true" <<<"$out" | wc -l)" = 6 ]'
   local depths
-  depths="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" depths | grep "smoke-$$-" | grep -v dlq)"
+  depths="$("$VENV/bin/python" "$ROOT/scripts/lib/aws_setup.py" depths "smoke-$$-" | grep -v dlq)"
   check "both queues drained" \
     'grep -q "webhook-events.fifo: 0 visible, 0 in flight" <<<"$depths" && grep -q "texting-events.fifo: 0 visible, 0 in flight" <<<"$depths"'
   local violations
