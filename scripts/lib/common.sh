@@ -41,6 +41,8 @@ ensure_venv() {
     "$VENV/bin/python" -c "import ziglang" 2>/dev/null || want+=(ziglang)
     # The official MCP SDK, as a client of our servers (scripts/lib/mcp_clients.py).
     "$VENV/bin/python" -c "import mcp.client.streamable_http" 2>/dev/null || want+=("mcp==2.3.0")
+    # The property-based fuzzer over docs/openapi.yaml (scripts/lib/fuzz.sh).
+    "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "4.32.5" || want+=("schemathesis==4.32.5")
   fi
   if [ ${#want[@]} -gt 0 ]; then
     log "installing into .venv: ${want[*]}"
@@ -49,17 +51,29 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# An npm package, pinned, installed once into $LOCAL/<dir>: ensure_npm_tool dir package@version bin.
+ensure_npm_tool() {
+  local dir="$LOCAL/$1"
+  if [ ! -x "$dir/node_modules/.bin/$3" ]; then
+    command -v npm >/dev/null || die "npm is needed for $2 (Debian: nodejs npm)"
+    log "installing $2 into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "$2" >/dev/null
+  fi
+}
+
 # The official MCP conformance suite (npm), pinned: 0.1.12 runs on Node 20 and has the
 # server scenarios we run. Exports CONFORMANCE (its command).
 ensure_conformance() {
-  local dir="$LOCAL/conformance"
-  if [ ! -x "$dir/node_modules/.bin/conformance" ]; then
-    command -v npm >/dev/null || die "npm is needed for the MCP conformance suite (Debian: nodejs npm)"
-    log "installing @modelcontextprotocol/conformance@0.1.12 into $dir"
-    mkdir -p "$dir"
-    npm install --prefix "$dir" --no-audit --no-fund --silent @modelcontextprotocol/conformance@0.1.12 >/dev/null
-  fi
-  export CONFORMANCE="$dir/node_modules/.bin/conformance"
+  ensure_npm_tool conformance @modelcontextprotocol/conformance@0.1.12 conformance
+  export CONFORMANCE="$LOCAL/conformance/node_modules/.bin/conformance"
+}
+
+# Claude Code's CLI (npm), pinned: 2.1.160 is the last release that runs on Node 20.
+# Exports CLAUDE (its command); scripts/test runs `claude mcp add` / `claude mcp list`.
+ensure_claude_code() {
+  ensure_npm_tool claude-code @anthropic-ai/claude-code@2.1.160 claude
+  export CLAUDE="$LOCAL/claude-code/node_modules/.bin/claude"
 }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -217,10 +231,19 @@ start_watch() {
   # the local sandbox and bridge.
   cargo build -q --bins
   cargo build -q -p df-sandbox -p df-bridge
-  setsid cargo lambda watch -q -A 127.0.0.1 -P "$port" >"$logfile" 2>&1 &
+  # The emulator listens inside (port + 1000); df-front, API Gateway's stand-in, on the
+  # public port: it hands non-UTF-8 bodies to the function as API Gateway does, where
+  # the emulator alone would answer 500 itself.
+  WATCH_INTERNAL_PORT=$((port + 1000))
+  port_open 127.0.0.1 "$WATCH_INTERNAL_PORT" && die "port $WATCH_INTERNAL_PORT is in use"
+  setsid cargo lambda watch -q -A 127.0.0.1 -P "$WATCH_INTERNAL_PORT" >"$logfile" 2>&1 &
   WATCH_PID=$!
   STARTED+=("pgid:$WATCH_PID")
-  wait_port 127.0.0.1 "$port" "cargo lambda watch"
+  DF_FRONT_LISTEN="127.0.0.1:$port" DF_FRONT_UPSTREAM="http://127.0.0.1:$WATCH_INTERNAL_PORT" \
+    "$ROOT/target/debug/df-front" >>"$logfile" 2>&1 &
+  STARTED+=("pid:$!")
+  wait_port 127.0.0.1 "$WATCH_INTERNAL_PORT" "cargo lambda watch"
+  wait_port 127.0.0.1 "$port" "df-front"
 }
 
 ensure_psql() {
@@ -262,7 +285,7 @@ start_sandbox() {
 
 # The local SQS trigger and EventBridge scheduler, through cargo lambda watch's invoke API.
 start_bridge() {
-  local invoke_port="$1" logfile="$2"
+  local invoke_port="${WATCH_INTERNAL_PORT:-$1}" logfile="$2"
   DF_SCHEDULES="$("$VENV/bin/python" "$ROOT/scripts/lib/schedules.py" "$ROOT/template.yaml")" \
     DF_INVOKE_URL="http://127.0.0.1:$invoke_port" "$ROOT/target/debug/df-bridge" >"$logfile" 2>&1 &
   STARTED+=("pid:$!")

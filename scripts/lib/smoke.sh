@@ -22,6 +22,8 @@ run_readme_block() {
   bash "$file" 2>&1
 }
 
+source "$ROOT/scripts/lib/fuzz.sh"
+
 run_readme_examples() {
   local port="${DF_SMOKE_PORT:-9055}" sandbox_port="${DF_SMOKE_SANDBOX_PORT:-7755}" passed=0 failed=0 out script state i
   export DATABASE_URL="${DF_TEST_DATABASE_URL%/*}/df_smoke_$(date +%s)_$$"
@@ -93,8 +95,17 @@ run_readme_examples() {
   local violations
   violations="$(curl -s "http://127.0.0.1:$sandbox_port/_sandbox/violations")"
   check "no request the real providers would refuse (sandbox violations: $violations)" '[ "$violations" = "[]" ]'
+  # Bodies that are not UTF-8 reach the function locally as through API Gateway (df-front):
+  # an authenticated Aloware one is stored, quarantined; an admin route answers 400.
+  printf '{"event":"Contact-Updated","body":{"id":"\xff"}}' >"$LOCAL/not-utf8.json"
+  out="$(curl -s -u "$ALOWARE_WEBHOOK_BASIC_USER:$ALOWARE_WEBHOOK_BASIC_PASS" -H 'content-type: application/json' --data-binary @"$LOCAL/not-utf8.json" "http://127.0.0.1:$port/api/webhooks/aloware")"
+  check "a non-UTF-8 Aloware body is stored, quarantined ($out)" '[[ "$out" == *"\"status\":\"quarantined\""* ]]'
+  out="$(curl -s -w " %{http_code}" -H "x-df-admin-secret: $DF_ADMIN_SECRET" -H 'content-type: application/json' --data-binary @"$LOCAL/not-utf8.json" "http://127.0.0.1:$port/api/admin/agents")"
+  check "a non-UTF-8 admin body is a JSON 400 ($out)" '[[ "$out" == *"\"error\":"*" 400" ]]'
   echo "== every route against docs/openapi.yaml"
   check "real answers match docs/openapi.yaml" '"$VENV/bin/python" "$ROOT/scripts/lib/openapi_check.py" "http://127.0.0.1:$port"'
+  echo "== Schemathesis over docs/openapi.yaml (seed $SCHEMATHESIS_SEED, $SCHEMATHESIS_EXAMPLES examples per operation)"
+  check "Schemathesis: no 5xx, no undocumented status, every answer as documented" 'run_schemathesis "http://127.0.0.1:$port"'
   echo "smoke: $passed passed, $failed failed"
   [ "$failed" = 0 ]
 }
@@ -133,14 +144,16 @@ run_verity_examples() {
   check "MCP: tools/list from a cursor (the last 8 of 48, no nextCursor)" \
     '"$VENV/bin/python" -c "import json,sys; r=json.load(sys.stdin)[\"result\"]; sys.exit(not (len(r[\"tools\"])==8 and \"nextCursor\" not in r))" <<<"$out"'
   check "MCP: a wrong Host is refused with 403" '[ "$(curl -s -o /dev/null -w "%{http_code}" "${hdr[@]}" -H "$key" -H "host: evil.example.com" -d "$list" "$mcp_url")" = 403 ]'
-  check "MCP: no key is refused with 401 and WWW-Authenticate" '[[ "$(curl -s -D - -o /dev/null "${hdr[@]}" -d "$list" "$mcp_url" | tr -d "\r")" == *"401"*"www-authenticate: Bearer"* ]]'
+  check "MCP: no key is refused with 401 and WWW-Authenticate naming the RFC 9728 metadata" '[[ "$(curl -s -D - -o /dev/null "${hdr[@]}" -d "$list" "$mcp_url" | tr -d "\r")" == *"401"*"www-authenticate: Bearer"*"resource_metadata=\"http://127.0.0.1:$port/.well-known/oauth-protected-resource/mcp\""* ]]'
+  out="$(curl -s "http://127.0.0.1:$port/.well-known/oauth-protected-resource/mcp")"
+  check "MCP: the protected-resource metadata names the resource ($out)" '[[ "$out" == *"\"resource\":\"http://127.0.0.1:$port/mcp\""* ]]'
   out="$(curl -s "${hdr[@]}" -H "$key" -d '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_comms_broadcasts_by_id_stats","arguments":{"id":7}}}' "$mcp_url")"
   check "MCP: invalid arguments are a tool error the model can correct ($out)" '[[ "$out" == *"\"isError\":true"* && "$out" == *"INVALID_ARGUMENTS"* ]]'
   curl -s -X POST -d '{"provider":"verity","status":500,"count":1}' "http://127.0.0.1:$sandbox_port/_sandbox/faults" >/dev/null
   out="$(curl -s "${hdr[@]}" -H "$key" -d '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"post_comms_broadcasts","arguments":{"body":{"subject":"Hi"}}}}' "$mcp_url")"
   check "MCP: Verity's 500 is a tool error with its status ($out)" '[[ "$out" == *"\"isError\":true"* && "$out" == *"\"status\":500"* ]]'
   cargo build -q -p df-mcp
-  readme_examples mcp-config | sed "s#127.0.0.1:7700#127.0.0.1:$sandbox_port#g; s#/path/to/df-middleware#$ROOT#g" >"$LOCAL/mcp-config.json"
+  readme_examples mcp-config | sed "s#127.0.0.1:7700#127.0.0.1:$sandbox_port#g; s#127.0.0.1:9000#127.0.0.1:$port#g; s#/path/to/df-middleware#$ROOT#g" >"$LOCAL/mcp-config.json"
   # Real clients: the official Python SDK over HTTP and over stdio (started from another
   # directory), and the official conformance suite through a proxy adding the key.
   check "the official MCP Python SDK over HTTP" '"$VENV/bin/python" "$ROOT/scripts/lib/mcp_clients.py" http "$mcp_url" "$DF_MIDDLEWARE_API_KEY" 48'
@@ -153,7 +166,22 @@ run_verity_examples() {
     check "MCP conformance suite: $scenario" '"$CONFORMANCE" server --url "http://127.0.0.1:$((port + 1))/mcp" --scenario "$scenario" >"$LOCAL/conformance-$scenario.log" 2>&1 || { tail -20 "$LOCAL/conformance-$scenario.log"; false; }'
   done
   check "client set-up: scripts/mcp-config prints entries that start the server" \
-    '"$ROOT/scripts/mcp-config" cursor >"$LOCAL/mcp-cursor.json" && "$ROOT/scripts/mcp-config" vscode >"$LOCAL/mcp-vscode.json" && "$ROOT/scripts/mcp-config" claude-desktop >"$LOCAL/mcp-claude-desktop.json" && "$VENV/bin/python" "$ROOT/scripts/lib/mcp_clients.py" stdio "$LOCAL/mcp-claude-desktop.json" verity 48'
+    '"$ROOT/scripts/mcp-config" cursor >"$LOCAL/mcp-cursor.json" && "$ROOT/scripts/mcp-config" vscode >"$LOCAL/mcp-vscode.json" && DF_MCP_URL="$mcp_url" "$ROOT/scripts/mcp-config" claude-desktop >"$LOCAL/mcp-claude-desktop.json" && "$VENV/bin/python" "$ROOT/scripts/lib/mcp_clients.py" stdio "$LOCAL/mcp-claude-desktop.json" verity 48'
+  check "the documented Claude Desktop entry for the HTTP server: df-mcp's stdio bridge, driven by the official SDK" \
+    '"$VENV/bin/python" "$ROOT/scripts/lib/mcp_clients.py" stdio "$LOCAL/mcp-config.json" verity-http 48 && "$VENV/bin/python" "$ROOT/scripts/lib/mcp_clients.py" stdio "$LOCAL/mcp-claude-desktop.json" verity-http 48'
+  check "Claude Code: the printed \`claude mcp add\` commands, then \`claude mcp list\` connects to both" 'claude_code_setup "$mcp_url"'
+}
+
+# Claude Code's own CLI runs scripts/mcp-config's commands as printed, in a home and a
+# project directory of its own; `claude mcp list` connects to each server it lists.
+claude_code_setup() {
+  local home="$LOCAL/claude-home" project="$LOCAL/claude-project" listed
+  rm -rf "$home" "$project"; mkdir -p "$home" "$project"
+  DF_MCP_URL="$1" "$ROOT/scripts/mcp-config" claude-code >"$LOCAL/claude-code.sh"
+  listed="$(cd "$project" && export HOME="$home" PATH="$(dirname "$CLAUDE"):$PATH" DISABLE_TELEMETRY=1 \
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 && bash "$LOCAL/claude-code.sh" >/dev/null && timeout 120 claude mcp list 2>&1)"
+  echo "$listed"
+  grep -q "^verity-http: .*Connected" <<<"$listed" && grep -q "^verity: .*Connected" <<<"$listed"
 }
 
 run_ops_examples() {

@@ -327,6 +327,13 @@ async fn a_quarantined_event_is_never_processed_until_replayed() {
     let (status, body) =
         json_of(events::handle_quarantine(&ctx, admin("POST", &path, "{}")).await).await;
     assert_eq!(status, 400, "a reason is required: {body}");
+    // Postgres text cannot hold U+0000: a clear 400, not a 503 from the store.
+    let (status, body) = json_of(
+        events::handle_quarantine(&ctx, admin("POST", &path, r#"{"reason":"a\u0000b"}"#)).await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
     let (status, body) = json_of(
         events::handle_quarantine(
             &ctx,
@@ -1386,14 +1393,17 @@ async fn one_bulk_replay_after_an_outage_puts_three_hundred_failed_events_throug
     .await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(
-        (
-            done["replayed"].as_i64(),
-            done["queued"].as_i64(),
-            done["more"].as_bool()
-        ),
-        (Some(300), Some(300), Some(false)),
+        (done["replayed"].as_i64(), done["more"].as_bool()),
+        (Some(300), Some(false)),
         "{done}"
     );
+    // Sends stop after their time budget (under a loaded emulator some may not fit):
+    // what was not queued is left pending for the relay, in order, and still ends done.
+    let queued = done["queued"].as_i64().unwrap();
+    assert!((1..=300).contains(&queued), "{done}");
+    if queued < 300 {
+        w.drain_for(std::time::Duration::from_secs(120)).await;
+    }
     w.drain_queue().await;
     let drained = started.elapsed();
     let statuses = w.statuses().await;

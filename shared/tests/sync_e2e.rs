@@ -16,6 +16,16 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// A call lifecycle of the captured shape (init → disposition → recording → summary).
+/// `n` call dispositions, ids from `first_id`, each to its own person (`prefix` + i).
+async fn send_calls(w: &World, n: i64, first_id: i64, prefix: &str) {
+    for i in 0..n {
+        let mut call = call_lifecycle()[1].clone();
+        call["body"]["id"] = json!(first_id + i);
+        call["body"]["lead_number"] = json!(format!("{prefix}{i}"));
+        w.aloware_webhook(call).await;
+    }
+}
+
 fn call_lifecycle() -> Vec<Value> {
     let base = json!({"id": 940868616, "direction": 2, "talk_time": 63, "wait_time": 2, "user_id": 120776,
         "incoming_number": "+12025550142", "lead_number": "+12025550177", "created_at": "2026-08-05 20:58:49"});
@@ -430,12 +440,7 @@ async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
     )
     .await;
     let started = std::time::Instant::now();
-    for i in 0..5 {
-        let mut call = call_lifecycle()[1].clone();
-        call["body"]["id"] = json!(1000 + i);
-        call["body"]["lead_number"] = json!(format!("+1202555012{i}"));
-        w.aloware_webhook(call).await;
-    }
+    send_calls(&w, 5, 1000, "+1202555012").await;
     w.drain_queue().await;
     assert!(
         started.elapsed().as_secs_f64() >= outage,
@@ -466,6 +471,45 @@ async fn a_provider_outage_ends_with_every_event_done_exactly_once() {
     );
 }
 
+/// GHL answers 503 to everything for 20 s while retries cost nothing in time
+/// (RETRY_BASE_SECONDS=0): without the outage pause every event spends its ten attempts
+/// within the outage and ends `failed`. With it, five outage answers pause GHL, the
+/// work waits without spending attempts, the relay's probe resumes it, all end done.
+#[tokio::test]
+async fn a_provider_outage_pauses_its_work_instead_of_spending_attempts() {
+    let w = World::new().await;
+    w.sandbox_post(
+        "faults",
+        json!({"provider": "ghl", "status": 503, "seconds": 20}),
+    )
+    .await;
+    send_calls(&w, 10, 2000, "+1202555013").await;
+    w.drain_for(std::time::Duration::from_secs(120)).await;
+    let statuses = w.statuses().await;
+    assert!(statuses.iter().all(|s| s.1 == "done"), "{statuses:?}");
+    let most = w
+        .stack
+        .count("SELECT max(attempts)::bigint FROM webhook_events")
+        .await;
+    assert!(most <= 5, "attempts spent in the outage: at most {most}");
+    let pauses = w
+        .stack
+        .count("SELECT count(*) FROM provider_pause_log WHERE provider = 'ghl' AND kind = 'outage' AND resumed_at IS NOT NULL")
+        .await;
+    assert!(pauses >= 1, "GHL was paused for the outage and resumed");
+    let notes = w
+        .requests("ghl")
+        .await
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"].as_str().unwrap().ends_with("/notes")
+                && r["status"] == 201
+        })
+        .count();
+    assert_eq!(notes, 10, "each call's note written exactly once");
+}
+
 #[tokio::test]
 async fn a_429_storm_loses_nothing() {
     let w = World::with_short_rate_window().await;
@@ -474,12 +518,7 @@ async fn a_429_storm_loses_nothing() {
         json!({"provider": "ghl", "status": 429, "count": 25}),
     )
     .await;
-    for i in 0..8 {
-        let mut call = call_lifecycle()[1].clone();
-        call["body"]["id"] = json!(2000 + i);
-        call["body"]["lead_number"] = json!(format!("+1202555013{i}"));
-        w.aloware_webhook(call).await;
-    }
+    send_calls(&w, 8, 2000, "+1202555013").await;
     w.drain_queue().await;
     let statuses = w.statuses().await;
     assert_eq!(statuses.len(), 8);
@@ -869,9 +908,11 @@ async fn ghl_contact_sync_writes_back_what_the_merge_fills_in() {
 #[tokio::test]
 async fn an_event_that_keeps_failing_ends_failed_after_ten_attempts_not_in_the_dlq() {
     let w = World::new().await;
+    // Only this event's write fails: GHL itself answers (the outage probe succeeds), so
+    // the strikes never hold it for long and its own budget runs out.
     w.sandbox_post(
         "faults",
-        json!({"provider": "ghl", "status": 500, "seconds": 120}),
+        json!({"provider": "ghl", "status": 500, "seconds": 120, "path_contains": "/notes"}),
     )
     .await;
     w.aloware_webhook(call_lifecycle()[1].clone()).await;

@@ -602,6 +602,58 @@ async fn mcp(
     )
 }
 
+/// RFC 9728 metadata: unauthenticated, behind the Host check, naming the resource as the
+/// caller reached it and no authorization server while Clerk sessions are not allowed.
+#[tokio::test]
+async fn mcp_serves_protected_resource_metadata() {
+    let sandbox = df_sandbox::spawn(SandboxConfig::default()).await;
+    let db = fresh_database().await;
+    let ctx = setup::mcp_http(&settings(
+        &sandbox,
+        &[("DATABASE_URL", db.as_str()), ("DB_POOL_SIZE", "2")],
+    ))
+    .await
+    .unwrap();
+    let get = |host: &'static str, path: &'static str| {
+        let req = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(format!("http://{host}{path}"))
+            .header("host", host)
+            .body(Body::Empty)
+            .unwrap();
+        mcp_http::handle(&ctx, req)
+    };
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resp = get("mcp.example.com", path).await;
+        assert_eq!(resp.status(), 200);
+        let Body::Text(text) = resp.body() else {
+            panic!("a JSON body")
+        };
+        let doc: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+        assert!(doc.get("authorization_servers").is_none(), "{doc}");
+    }
+    let resp = get(
+        "localhost:9000",
+        "/.well-known/oauth-protected-resource/mcp",
+    )
+    .await;
+    let Body::Text(text) = resp.body() else {
+        panic!("a JSON body")
+    };
+    assert!(text.contains("\"http://localhost:9000/mcp\""), "{text}");
+    assert_eq!(
+        get("evil.example.com", "/.well-known/oauth-protected-resource")
+            .await
+            .status(),
+        403
+    );
+}
+
 fn rpc(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
@@ -628,9 +680,17 @@ async fn mcp_over_http_initialises_lists_in_pages_calls_and_refuses_strangers() 
     );
     let (s, h, _) = mcp(&ctx, "mcp.example.com", None, init.clone()).await;
     assert_eq!(s, 401);
-    assert!(h["www-authenticate"].starts_with("Bearer"));
-    let (s, _, _) = mcp(&ctx, "mcp.example.com", Some("wrong"), init.clone()).await;
+    // RFC 9728: the challenge names the metadata; no error code without a token.
+    assert_eq!(
+        h["www-authenticate"],
+        "Bearer realm=\"df-middleware-mcp\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+    );
+    let (s, h, _) = mcp(&ctx, "mcp.example.com", Some("wrong"), init.clone()).await;
     assert_eq!(s, 401);
+    assert!(
+        h["www-authenticate"].ends_with(", error=\"invalid_token\""),
+        "{h:?}"
+    );
     let (s, _, _) = mcp(&ctx, "evil.example.com", Some(API_KEY), init.clone()).await;
     assert_eq!(s, 403);
     let (s, h, v) = mcp(&ctx, "mcp.example.com", Some(API_KEY), init).await;

@@ -506,31 +506,14 @@ fn search(st: &mut State, body: &Value) -> Reply {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // A filter the sandbox cannot evaluate is refused, never read as "matches all".
+    if let Some(bad) = filters.iter().find_map(unsupported_filter) {
+        return unprocessable(&[&bad]);
+    }
     let matches: Vec<&Value> = st
         .searchable_contacts()
         .values()
-        .filter(|c| {
-            filters.iter().all(|f| {
-                let value = f
-                    .get("value")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_lowercase();
-                match (
-                    f.get("field").and_then(Value::as_str),
-                    f.get("operator").and_then(Value::as_str),
-                ) {
-                    (Some("tags"), Some("contains" | "eq")) => {
-                        normalise_tags(c.get("tags")).contains(&value)
-                    }
-                    (Some("phone"), Some("eq")) => c
-                        .get("phone")
-                        .and_then(Value::as_str)
-                        .is_some_and(|p| p.to_lowercase() == value),
-                    _ => true,
-                }
-            })
-        })
+        .filter(|c| filters.iter().all(|f| filter_matches(c, f)))
         .collect();
     let total = matches.len();
     let start = ((page - 1) * page_limit) as usize;
@@ -541,6 +524,61 @@ fn search(st: &mut State, body: &Value) -> Reply {
         .cloned()
         .collect();
     Reply::json(200, json!({"contacts": contacts, "total": total}))
+}
+
+/// Why a search filter cannot be evaluated: fields and operators beyond these, or a
+/// group other than AND / OR.
+fn unsupported_filter(f: &Value) -> Option<String> {
+    if let Some(group) = f.get("group") {
+        if !matches!(group.as_str(), Some("AND" | "OR")) {
+            return Some(format!("filter group {group} must be AND or OR"));
+        }
+        return match f.get("filters").and_then(Value::as_array) {
+            Some(inner) => inner.iter().find_map(unsupported_filter),
+            None => Some("a filter group needs filters".into()),
+        };
+    }
+    match (
+        f.get("field").and_then(Value::as_str),
+        f.get("operator").and_then(Value::as_str),
+    ) {
+        (Some("tags"), Some("contains" | "eq")) | (Some("phone" | "email"), Some("eq")) => f
+            .get("value")
+            .and_then(Value::as_str)
+            .is_none()
+            .then(|| "filter value must be a string".into()),
+        (field, op) => Some(format!("unsupported filter {field:?} {op:?}")),
+    }
+}
+
+fn filter_matches(c: &Value, f: &Value) -> bool {
+    if let Some(group) = f.get("group").and_then(Value::as_str) {
+        let inner = f
+            .get("filters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        return match group {
+            "OR" => inner.iter().any(|g| filter_matches(c, g)),
+            _ => inner.iter().all(|g| filter_matches(c, g)),
+        };
+    }
+    let value = f
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    let field = |name: &str| {
+        c.get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.to_lowercase() == value)
+    };
+    match f.get("field").and_then(Value::as_str) {
+        Some("tags") => normalise_tags(c.get("tags")).contains(&value),
+        Some("phone") => field("phone"),
+        Some("email") => field("email"),
+        _ => false,
+    }
 }
 
 /// A note's `body`, required and non-empty (422 otherwise, as GHL answers).

@@ -83,6 +83,11 @@ struct JwkSet {
 }
 
 impl ClerkVerifier {
+    /// The issuer sessions must come from (the authorization server of RFC 9728).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// With a PEM public key (no network).
     pub fn with_pem(pem: &str, issuer: &str, parties: Vec<String>) -> Result<Self, ClerkError> {
         let key = DecodingKey::from_rsa_pem(pem.replace("\\n", "\n").as_bytes())

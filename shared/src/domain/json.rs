@@ -42,6 +42,16 @@ pub fn first_text<'a>(obj: &'a Value, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|k| text(obj.get(*k)))
 }
 
+/// Whether any string or key holds U+0000, which Postgres text and `jsonb` cannot store.
+pub fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(contains_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,8 @@ pub(crate) fn raw_body(req: &Request) -> Result<&[u8], Rejection> {
 
 /// Parse the body as JSON. Postgres `jsonb` cannot hold U+0000, so a body whose strings
 /// or keys contain one is refused here with 400 rather than failing at insert time.
+use crate::domain::json::contains_nul;
+
 pub(crate) fn parse_json(body: &[u8]) -> Result<(Value, &str), Rejection> {
     let bad = |msg: String| Rejection::new(StatusCode::BAD_REQUEST, "invalid_json", msg);
     let text = std::str::from_utf8(body).map_err(|_| bad("body is not UTF-8".into()))?;
@@ -146,15 +148,6 @@ pub(crate) fn unstorable_payload(body: &[u8], reason: &str) -> String {
     json!({"unstorable": reason,
         "bodyBase64": base64::engine::general_purpose::STANDARD.encode(body)})
     .to_string()
-}
-
-fn contains_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(contains_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
-    }
 }
 
 /// The answer when the store is unavailable (or the function could not configure

@@ -120,6 +120,11 @@ async fn rematch(ctx: &Agents, req: &Request) -> Result<Value, Refusal> {
         let body: Value = serde_json::from_slice(bytes).map_err(|_| {
             Refusal::bad_request("the body must be JSON: {\"agents\": [{\"email\": ...}]}")
         })?;
+        if crate::domain::json::contains_nul(&body) {
+            return Err(Refusal::bad_request(
+                "the body holds NUL characters (\\u0000), which cannot be stored",
+            ));
+        }
         let extra = body
             .get("agents")
             .cloned()

@@ -133,8 +133,10 @@ fn parse(raw: &[u8]) -> Result<Asked, Refusal> {
     }
     let limit = match body.get("limit") {
         None | Some(Value::Null) => MAX_PER_CALL,
+        // JSON has one number type: 300.0 is the integer 300 (as JSON Schema reads it).
         Some(v) => v
             .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .filter(|n| (1..=MAX_PER_CALL).contains(n))
             .ok_or_else(|| Refusal::bad_request(format!("limit must be 1 to {MAX_PER_CALL}")))?,
     };

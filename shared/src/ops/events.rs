@@ -262,6 +262,9 @@ fn json_body(req: &Request) -> Result<Value, Refusal> {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) if crate::domain::json::contains_nul(&v) => Err(Refusal::bad_request(
+            "the body holds NUL characters (\\u0000), which cannot be stored",
+        )),
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(Refusal::bad_request("the body must be a JSON object")),
     }

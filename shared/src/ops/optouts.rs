@@ -56,6 +56,11 @@ async fn resolve(ctx: &Optouts, req: &Request) -> Result<Response<Body>, Refusal
         b => serde_json::from_slice(b)
             .map_err(|_| Refusal::bad_request("the body must be a JSON object"))?,
     };
+    if crate::domain::json::contains_nul(&body) {
+        return Err(Refusal::bad_request(
+            "the body holds NUL characters (\\u0000), which cannot be stored",
+        ));
+    }
     let opt_out = match body.get("resolution").and_then(Value::as_str) {
         Some("opt_out") => true,
         Some("dismiss") => false,

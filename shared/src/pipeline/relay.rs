@@ -111,6 +111,9 @@ impl Probes {
     /// Probe every paused provider whose probe is due; resume those that take our
     /// credential again. Returns the providers resumed.
     pub async fn run(&self) -> Vec<&'static str> {
+        if let Err(e) = self.pauses.release_orphans().await {
+            tracing::warn!(error = %e, "could not release rows held by an ended pause");
+        }
         let due = match self.pauses.take_due_probes().await {
             Ok(due) => due,
             Err(e) => {

@@ -89,7 +89,7 @@ impl ProviderError {
             operation,
             status: None,
             message: format!(
-                "paused since {since}: {provider} refused our credential; resumes when a probe succeeds"
+                "paused since {since}: {provider} refused our credential or is down; resumes when a probe succeeds"
             ),
             retryable: true,
             retry_after: None,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::{Provider, ProviderError};
 use super::segment as path_segment;
-use crate::adapters::provider_pause::{Gate, ProviderPauses};
+use crate::adapters::provider_pause::{is_outage, Gate, ProviderPauses};
 use crate::adapters::rate_budget::RateBudget;
 
 const CONTACTS_VERSION: &str = "2021-07-28";
@@ -129,10 +129,12 @@ impl GhlClient {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ProviderError::transport(Provider::Ghl, op, e))?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Err(outage(pauses, ProviderError::transport(Provider::Ghl, op, e)).await)
+            }
+        };
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -143,10 +145,19 @@ impl GhlClient {
         let remaining = header("x-ratelimit-remaining");
         let interval =
             header("x-ratelimit-interval-milliseconds").map(|ms| Duration::from_millis(ms as u64));
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ProviderError::transport(Provider::Ghl, op, e))?;
+        let text = match resp.text().await {
+            Ok(text) => text,
+            Err(e) => {
+                return Err(outage(pauses, ProviderError::transport(Provider::Ghl, op, e)).await)
+            }
+        };
+        if is_outage(Some(status)) {
+            let err = ProviderError::from_status(Provider::Ghl, op, status, &text);
+            return Err(outage(pauses, err).await);
+        }
+        if let Some(p) = pauses {
+            p.answered(Provider::Ghl.key()).await;
+        }
         if status == 429 {
             let wait = interval.unwrap_or(Duration::from_secs(10));
             let _ = self.budget.penalise(&key, wait).await;
@@ -367,6 +378,9 @@ impl GhlClient {
         phone: Option<&str>,
         email: Option<&str>,
     ) -> Result<Option<Value>, ProviderError> {
+        if let (Some(phone), Some(email)) = (phone, email) {
+            return self.find_by_phone_or_email(phone, email).await;
+        }
         for (param, value) in [("number", phone), ("email", email)] {
             let Some(value) = value else { continue };
             let query = [("locationId", self.location_id.as_str()), (param, value)];
@@ -594,6 +608,30 @@ impl GhlClient {
             .unwrap_or_default())
     }
 
+    /// Both keys in one call: `POST /contacts/search` with an OR group answers the
+    /// contacts holding either, and the phone's match wins here (SPEC §6), not GHL's
+    /// email-first rule. One call where two duplicate searches cost two.
+    async fn find_by_phone_or_email(
+        &self,
+        phone: &str,
+        email: &str,
+    ) -> Result<Option<Value>, ProviderError> {
+        let filter = json!({"group": "OR", "filters": [
+            {"field": "phone", "operator": "eq", "value": phone},
+            {"field": "email", "operator": "eq", "value": email}]});
+        let (found, _) = self.search(filter, 1, 20).await?;
+        let field_is = |c: &&Value, field: &str, want: &str| {
+            c.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case(want))
+        };
+        Ok(found
+            .iter()
+            .find(|c| field_is(c, "phone", phone))
+            .or_else(|| found.iter().find(|c| field_is(c, "email", email)))
+            .cloned())
+    }
+
     /// Every contact with this phone (E.164), through `POST /contacts/search`: unlike
     /// the duplicate search, it finds duplicates of the number too (first 100).
     pub async fn search_by_phone(&self, phone: &str) -> Result<Vec<Value>, ProviderError> {
@@ -674,6 +712,18 @@ fn message_id_of(v: &Value, op: &'static str) -> Result<String, ProviderError> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| ProviderError::unexpected_body(Provider::Ghl, op, &v.to_string()))
+}
+
+/// An outage answer from GHL: one strike against it; the error is a pause (its event
+/// held, no attempt spent) once the strikes pause GHL.
+async fn outage(pauses: Option<&ProviderPauses>, err: ProviderError) -> ProviderError {
+    match pauses {
+        Some(p) if p.strike(Provider::Ghl.key(), &err.message).await => ProviderError {
+            paused: true,
+            ..err
+        },
+        _ => err,
+    }
 }
 
 /// The contact in a duplicate-search answer, whose 200 shape GHL does not document:

@@ -87,10 +87,15 @@ pub fn aloware_client(s: &Settings, pool: &Pool) -> Result<AlowareClient, Config
 
 /// `CREDENTIAL_PROBE_SECONDS` (default 60): how often a paused provider is probed.
 pub fn provider_pauses(s: &Settings, pool: &Pool) -> Result<ProviderPauses, ConfigError> {
-    Ok(ProviderPauses::new(
+    let mut pauses = ProviderPauses::new(
         pool.clone(),
         Duration::from_secs(s.parse_or("CREDENTIAL_PROBE_SECONDS", 60u64)?),
-    ))
+    );
+    pauses.outage_probe_every = Duration::from_secs(s.parse_or(
+        "OUTAGE_PROBE_SECONDS",
+        crate::adapters::provider_pause::OUTAGE_PROBE_EVERY.as_secs(),
+    )?);
+    Ok(pauses)
 }
 
 impl SyncDeps {

@@ -44,6 +44,7 @@ pub fn consumer_settings(
         ("RETRY_BASE_SECONDS", "0"),
         ("STORE_RETRY_SECONDS", "1"),
         ("CREDENTIAL_RETRY_SECONDS", "1"),
+        ("OUTAGE_PROBE_SECONDS", "1"),
         ("DB_POOL_SIZE", "6"),
     ];
     let mut pairs: Vec<(&str, &str)> = base.to_vec();
