@@ -5,8 +5,7 @@
 //! bytes are not UTF-8, so the handler's own answer (a 400, or an Aloware body stored
 //! and quarantined) was never seen locally. Such a body is sent as
 //! `application/octet-stream`, which the emulator hands over base64-encoded, as API
-//! Gateway hands over binary bodies; the original type travels in
-//! `x-df-original-content-type`.
+//! Gateway hands over binary bodies.
 //!
 //! `DF_FRONT_LISTEN` (default 127.0.0.1:9000), `DF_FRONT_UPSTREAM` (the emulator,
 //! default http://127.0.0.1:10000).
@@ -82,9 +81,6 @@ async fn forward(State(front): State<std::sync::Arc<Front>>, req: Request) -> Re
         }
     }
     if read_as_text(&headers) && std::str::from_utf8(&bytes).is_err() {
-        if let Some(original) = headers.remove("content-type") {
-            headers.insert("x-df-original-content-type", original);
-        }
         headers.insert(
             "content-type",
             HeaderValue::from_static("application/octet-stream"),
